@@ -1,0 +1,36 @@
+//! A test-only stage that sleeps: lets deadline behaviour be exercised on real footage
+//! without a detector. Never part of a shipped config.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::frame::Frame;
+use crate::stage::{Flow, Stage};
+
+/// `[test_delay]`: add a stage that sleeps `ms` per frame.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct DelayConfig {
+    pub ms: f64,
+}
+
+pub struct DelayStage {
+    delay: Duration,
+}
+
+impl DelayStage {
+    pub fn new(cfg: &DelayConfig) -> Self {
+        Self { delay: Duration::from_secs_f64(cfg.ms.max(0.0) / 1000.0) }
+    }
+}
+
+impl Stage for DelayStage {
+    fn name(&self) -> &'static str {
+        "test_delay"
+    }
+    fn process(&mut self, _frame: &mut Frame) -> anyhow::Result<Flow> {
+        std::thread::sleep(self.delay);
+        Ok(Flow::Continue)
+    }
+}
