@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # System packages the build and tests need (each is named in the README). Idempotent.
+#   pkg-config, g++                       : -sys crates; ROS 2 message type support (vision_msgs) built by the ROS venv
+#   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user : the Jetson's aarch64 code, tested under emulation
+#   iproute2, util-linux                  : private network namespace (unshare -rn) for live DDS tests
+#   python3-venv                          : the reference checkers' virtual environments (PyPI)
 set -euo pipefail
-PKGS=(pkg-config)
+PKGS=(pkg-config g++ gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user iproute2 util-linux python3-venv)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq
-    apt-get install -y -qq "${missing[@]}"
+    apt-get install -y -qq "${missing[@]}" >/dev/null
 fi

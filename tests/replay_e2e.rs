@@ -15,10 +15,18 @@ fn out_dir(name: &str) -> PathBuf {
     d
 }
 
+/// The runtime alone (no model stages): fast and deterministic for queue and deadline behaviour.
+const CAPTURE_ONLY: [&str; 6] = [
+    "--set", "stages.preprocess.enabled=false",
+    "--set", "stages.detect.enabled=false",
+    "--set", "stages.track.enabled=false",
+];
+
 fn run_json(args: &[&str], name: &str) -> (serde_json::Value, String) {
     let report = out_dir(name).join("report.json");
     let out = perch()
         .args(["run", "--config", "configs/replay.toml"])
+        .args(CAPTURE_ONLY)
         .args(args)
         .arg("--report")
         .arg(&report)
@@ -94,6 +102,7 @@ fn a_corrupt_frame_is_skipped_and_counted() {
     let report = dir.join("r.json");
     let out = perch()
         .args(["run", "--set", "source.pacing=max"])
+        .args(CAPTURE_ONLY)
         .arg("--set")
         .arg(format!("source.path=\"{}\"", seq.display()))
         .arg("--report")
@@ -120,6 +129,12 @@ fn bad_input_gets_a_clear_error() {
     assert!(e.contains("key `source.pacing`") && e.contains("realtime") && e.contains("max"), "{e}");
     let e = run_err(&["run", "--config", "configs/replay.toml", "--set", "source.colour=1"]);
     assert!(e.contains("key `source.colour`") && e.contains("unknown field"), "{e}");
+    let e = run_err(&["run", "--config", "configs/replay.toml", "--set", "detect.imgsz=100"]);
+    assert!(e.contains("detect.imgsz = 100") && e.contains("multiple of 32"), "{e}");
+    let e = run_err(&["run", "--config", "configs/replay.toml", "--set", "detect.model=\"models/nope\""]);
+    assert!(e.contains("models/nope"), "{e}");
+    let e = run_err(&["run", "--set", "stages.detect.enabled=false"]);
+    assert!(e.contains("stages.track.enabled") && e.contains("stages.detect.enabled"), "{e}");
     let e = run_err(&["run", "--set", "source.path=\"/nonexistent/seq\""]);
     assert!(e.contains("/nonexistent/seq") && e.contains("does not exist"), "{e}");
     let empty = out_dir("empty");

@@ -50,6 +50,8 @@ impl RuntimeConfig {
 #[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StageRuntimeConfig {
+    /// Whether the stage is part of the pipeline (where the stage is optional).
+    pub enabled: bool,
     /// Policy of the stage's input queue.
     pub queue: QueuePolicy,
     /// The stage's own budget: `process` taking longer is counted as an overrun.
@@ -58,13 +60,13 @@ pub struct StageRuntimeConfig {
 
 impl Default for StageRuntimeConfig {
     fn default() -> Self {
-        Self { queue: QueuePolicy::Fifo { capacity: 2 }, budget_ms: None }
+        Self { enabled: true, queue: QueuePolicy::Fifo { capacity: 2 }, budget_ms: None }
     }
 }
 
 impl StageRuntimeConfig {
     pub fn keep_latest() -> Self {
-        Self { queue: QueuePolicy::KeepLatest, budget_ms: None }
+        Self { enabled: true, queue: QueuePolicy::KeepLatest, budget_ms: None }
     }
     pub fn budget(&self) -> Option<Duration> {
         self.budget_ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))

@@ -1,0 +1,72 @@
+//! Per-frame latency of the native model's forward pass (no decode/NMS), plus per-conv-kernel
+//! comparisons. Plain timing harness (`harness = false`); set RAYON_NUM_THREADS for the thread count.
+//!
+//! cargo bench -p perch-detect --bench model_latency -- [WEIGHTS] [IMGSZ] [RUNS] [arch: yolov12|yolov8] [nc]
+//! PERCH_PROFILE_LAYERS=1 prints the time of every layer on stderr.
+
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use perch_detect::model::conv::{Conv, ConvKernel};
+use perch_detect::model::kernels::Act;
+use perch_detect::model::{Arch, Scale, YoloModel};
+
+fn stats(mut ms: Vec<f64>) -> String {
+    ms.sort_by(|a, b| a.total_cmp(b));
+    let n = ms.len();
+    let q = |p: f64| ms[((p * n as f64).ceil() as usize).clamp(1, n) - 1];
+    format!("median {:.2} ms, p99 {:.2} ms, min {:.2} ms, n {n}", q(0.5), q(0.99), ms[0])
+}
+
+fn time<F: FnMut()>(runs: usize, mut f: F) -> Vec<f64> {
+    f();
+    (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64() * 1e3
+        })
+        .collect()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let weights = args.first().cloned().unwrap_or_else(|| "models/yolov12n/model.safetensors".into());
+    let imgsz: usize = args.get(1).map(|s| s.parse().unwrap()).unwrap_or(640);
+    let runs: usize = args.get(2).map(|s| s.parse().unwrap()).unwrap_or(20);
+    let arch = match args.get(3).map(String::as_str) {
+        Some("yolov8") => Arch::Yolov8,
+        _ => Arch::Yolov12,
+    };
+    let nc: usize = args.get(4).map(|s| s.parse().unwrap()).unwrap_or(80);
+    let dev = Device::Cpu;
+    println!("threads: {}", rayon::current_num_threads());
+
+    // Conv kernels on YOLO shapes: fused F32 vs Candle conv2d + bias + SiLU.
+    for &(ci, co, k, s, g, hw) in &[(3, 16, 3, 2, 1, 640), (16, 32, 3, 2, 1, 320), (64, 64, 3, 1, 1, 80), (64, 128, 1, 1, 1, 80), (64, 64, 7, 1, 64, 40)] {
+        let w = Tensor::randn(0f32, 0.1, (co, ci / g, k, k), &dev).unwrap();
+        let b = Tensor::randn(0f32, 0.1, co, &dev).unwrap();
+        let x = Tensor::rand(0f32, 1.0, (1, ci, hw, hw), &dev).unwrap();
+        for kern in [ConvKernel::F32, ConvKernel::Reference] {
+            let c = Conv::from_tensors(w.clone(), b.clone(), s, g, Act::Silu, kern).unwrap();
+            let ms = time(10, || {
+                c.forward(&x).unwrap();
+            });
+            println!("conv {ci}->{co} k{k} s{s} g{g} @{hw}x{hw} {kern:?}: {}", stats(ms));
+        }
+    }
+
+    let p = std::path::Path::new(&weights);
+    if !p.exists() {
+        println!("{weights} not found: skipping the model benchmark");
+        return;
+    }
+    let t = Instant::now();
+    let model = YoloModel::load(p, arch, Scale::N, nc, &dev).unwrap();
+    println!("load: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    let x = Tensor::full(0.45f32, (1, 3, imgsz, imgsz), &dev).unwrap();
+    let ms = time(runs, || {
+        model.forward(&x).unwrap();
+    });
+    println!("{arch:?} forward @{imgsz}: {}", stats(ms));
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# CI for the detect stage (run from the repo root): venv, fetched reference models, tests.
+# With PERCH_REQUIRE_FIXTURES=1 (as .ci/run sets it) tests that need a fetched fixture fail
+# instead of skipping when it is missing.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+
+# The network runs ~10x slower unoptimised: build this crate at opt-level 3 (dependencies already
+# are, see the root Cargo.toml); the rest of the dev profile is unchanged, so nothing else rebuilds.
+CARGO_FLAGS=(--config 'profile.dev.package.perch-detect.opt-level=3')
+
+echo "== detect: python venv and fixtures"
+bash nodes/detect/scripts/setup-venv.sh >/dev/null
+bash nodes/detect/scripts/fetch-fixtures.sh yolov12n nudenet
+
+echo "== detect: import the YOLOv8n fixture with perch's importer"
+cargo run -q "${CARGO_FLAGS[@]}" -p perch-detect --example detect_cli -- \
+    import .cache/fixtures/nudenet/320n.onnx -o .cache/fixtures/nudenet-320n --force
+
+echo "== detect: tests"
+PERCH_REQUIRE_FIXTURES="${PERCH_REQUIRE_FIXTURES:-0}" cargo test "${CARGO_FLAGS[@]}" -p perch-detect

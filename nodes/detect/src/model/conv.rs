@@ -1,0 +1,247 @@
+//! The one conv layer every convolution of the model goes through: weights + bias (BatchNorm is
+//! already folded in by the ONNX export), fused activation and optional fused residual add.
+//!
+//! The implementation is chosen per layer by [`ConvKernel`]: `Reference` is Candle's own conv2d
+//! followed by separate ops (device-agnostic, used on CUDA and as the test oracle); `F32` is the
+//! fused CPU path in [`super::kernels`]. Int8/f16 variants slot in as new enum arms.
+
+use anyhow::{bail, Context, Result};
+use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor};
+use candle_nn::VarBuilder;
+
+use super::kernels::{self, Act, ConvGeom};
+
+/// Which implementation a [`Conv`] runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConvKernel {
+    /// Candle conv2d + bias + activation as separate tensor ops (any device).
+    Reference,
+    /// Fused f32 CPU kernels: tiled im2col + GEMM / direct depthwise, bias+act+residual fused.
+    F32,
+}
+
+impl ConvKernel {
+    /// The best kernel for a device.
+    pub fn for_device(device: &Device) -> Self {
+        if device.is_cpu() {
+            ConvKernel::F32
+        } else {
+            ConvKernel::Reference
+        }
+    }
+}
+
+/// A convolution with bias and fused activation. Square kernel, "same"-style padding k/2 unless
+/// given, `groups` either 1 or depthwise (= c_in = c_out).
+#[derive(Debug, Clone)]
+pub struct Conv {
+    weight: Tensor,
+    bias: Tensor,
+    /// Row-major copies for the CPU kernels: [c_out, c_in/groups*k*k] and [c_out].
+    w_cpu: Vec<f32>,
+    b_cpu: Vec<f32>,
+    c_in: usize,
+    c_out: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    groups: usize,
+    act: Act,
+    kernel: ConvKernel,
+}
+
+/// Parameters of a conv as the model definition states them.
+#[derive(Debug, Clone, Copy)]
+pub struct ConvSpec {
+    pub c_in: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub groups: usize,
+    pub act: Act,
+}
+
+impl ConvSpec {
+    pub fn new(c_in: usize, c_out: usize, k: usize, stride: usize) -> Self {
+        Self { c_in, c_out, k, stride, groups: 1, act: Act::Silu }
+    }
+    pub fn no_act(mut self) -> Self {
+        self.act = Act::None;
+        self
+    }
+    pub fn groups(mut self, g: usize) -> Self {
+        self.groups = g;
+        self
+    }
+}
+
+fn tensor_f32_vec(t: &Tensor) -> Result<Vec<f32>> {
+    Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+}
+
+/// Borrows the f32 data of a contiguous CPU tensor.
+pub(crate) fn with_cpu_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else { bail!("expected a CPU tensor") };
+    let CpuStorage::F32(data) = cpu else { bail!("expected an f32 tensor, got {:?}", t.dtype()) };
+    let Some((a, b)) = layout.contiguous_offsets() else { bail!("expected a contiguous tensor") };
+    Ok(f(&data[a..b]))
+}
+
+impl Conv {
+    /// Loads `weight` and `bias` under `vb` (for Ultralytics' `Conv` module pass `vb.pp("conv")`,
+    /// for a bare `nn.Conv2d` the module's own prefix).
+    pub fn load(vb: VarBuilder, spec: ConvSpec, kernel: ConvKernel) -> Result<Self> {
+        let ConvSpec { c_in, c_out, k, stride, groups, act } = spec;
+        if groups != 1 && !(groups == c_in && groups == c_out) {
+            bail!("conv {}: only dense or depthwise convs are supported (groups {groups}, {c_in}->{c_out})", vb.prefix());
+        }
+        let weight = vb
+            .get((c_out, c_in / groups, k, k), "weight")
+            .with_context(|| format!("loading tensor {}.weight", vb.prefix()))?;
+        let bias = vb.get(c_out, "bias").with_context(|| format!("loading tensor {}.bias", vb.prefix()))?;
+        let (w_cpu, b_cpu) = if kernel == ConvKernel::F32 {
+            (tensor_f32_vec(&weight)?, tensor_f32_vec(&bias)?)
+        } else {
+            (Vec::new(), Vec::new())
+        };
+        Ok(Self { weight, bias, w_cpu, b_cpu, c_in, c_out, k, stride, pad: k / 2, groups, act, kernel })
+    }
+
+    pub fn c_out(&self) -> usize {
+        self.c_out
+    }
+
+    pub fn kernel(&self) -> ConvKernel {
+        self.kernel
+    }
+
+    /// Returns the same layer running another kernel (for tests and benchmarks).
+    pub fn with_kernel(&self, kernel: ConvKernel) -> Result<Self> {
+        let mut c = self.clone();
+        c.kernel = kernel;
+        if kernel == ConvKernel::F32 && c.w_cpu.is_empty() {
+            c.w_cpu = tensor_f32_vec(&c.weight)?;
+            c.b_cpu = tensor_f32_vec(&c.bias)?;
+        }
+        Ok(c)
+    }
+
+    /// Builds a layer from explicit tensors (tests, benchmarks).
+    pub fn from_tensors(weight: Tensor, bias: Tensor, stride: usize, groups: usize, act: Act, kernel: ConvKernel) -> Result<Self> {
+        let (c_out, cin_g, k, k2) = weight.dims4()?;
+        if k != k2 {
+            bail!("only square kernels are supported, got {k}x{k2}");
+        }
+        let c_in = cin_g * groups;
+        let mut c = Self {
+            weight,
+            bias,
+            w_cpu: Vec::new(),
+            b_cpu: Vec::new(),
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad: k / 2,
+            groups,
+            act,
+            kernel: ConvKernel::Reference,
+        };
+        c = c.with_kernel(kernel)?;
+        Ok(c)
+    }
+
+    pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_add(x, None)
+    }
+
+    /// act(conv(x) + bias) + residual.
+    pub fn forward_add(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        let (b, c, h, w) = x.dims4()?;
+        if c != self.c_in {
+            bail!("conv expects {} input channels, got {c}", self.c_in);
+        }
+        match self.kernel {
+            ConvKernel::F32 if b == 1 && x.device().is_cpu() => self.forward_f32(x, residual, h, w),
+            _ => self.forward_reference(x, residual),
+        }
+    }
+
+    fn forward_reference(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
+        let y = x.conv2d(&self.weight, self.pad, self.stride, 1, self.groups)?;
+        let y = y.broadcast_add(&self.bias.reshape((1, self.c_out, 1, 1))?)?;
+        let y = match self.act {
+            Act::Silu => candle_nn::Activation::Silu.forward(&y)?,
+            Act::None => y,
+        };
+        Ok(match residual {
+            Some(r) => (y + r)?,
+            None => y,
+        })
+    }
+
+    fn forward_f32(&self, x: &Tensor, residual: Option<&Tensor>, h: usize, w: usize) -> Result<Tensor> {
+        let g = ConvGeom { c_in: self.c_in, h, w, c_out: self.c_out, k: self.k, stride: self.stride, pad: self.pad };
+        let (oh, ow) = g.out_hw();
+        let x = x.contiguous()?;
+        let res = residual.map(|r| r.contiguous()).transpose()?;
+        if let Some(r) = &res {
+            if r.dims() != [1, self.c_out, oh, ow] {
+                bail!("residual shape {:?} does not match conv output [1, {}, {oh}, {ow}]", r.dims(), self.c_out);
+            }
+        }
+        let out = with_cpu_data(&x, |xd| -> Result<Vec<f32>> {
+            let run = |rd: Option<&[f32]>| {
+                if self.groups == 1 {
+                    kernels::conv_dense(xd, &g, &self.w_cpu, &self.b_cpu, self.act, rd)
+                } else {
+                    kernels::conv_depthwise(xd, &g, &self.w_cpu, &self.b_cpu, self.act, rd)
+                }
+            };
+            match &res {
+                Some(r) => with_cpu_data(r, |rd| run(Some(rd))),
+                None => Ok(run(None)),
+            }
+        })??;
+        Ok(Tensor::from_vec(out, (1, self.c_out, oh, ow), &Device::Cpu)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+    }
+
+    fn check(c_in: usize, c_out: usize, k: usize, s: usize, groups: usize, h: usize, w: usize, act: Act, with_res: bool) {
+        let dev = Device::Cpu;
+        let wt = Tensor::randn(0f32, 0.3, (c_out, c_in / groups, k, k), &dev).unwrap();
+        let bs = Tensor::randn(0f32, 0.5, c_out, &dev).unwrap();
+        let x = Tensor::rand(0f32, 1.0, (1, c_in, h, w), &dev).unwrap();
+        let refc = Conv::from_tensors(wt.clone(), bs.clone(), s, groups, act, ConvKernel::Reference).unwrap();
+        let fast = refc.with_kernel(ConvKernel::F32).unwrap();
+        let yr = refc.forward(&x).unwrap();
+        let res = if with_res { Some(Tensor::randn(0f32, 1.0, yr.shape(), &dev).unwrap()) } else { None };
+        let yr = refc.forward_add(&x, res.as_ref()).unwrap();
+        let yf = fast.forward_add(&x, res.as_ref()).unwrap();
+        assert_eq!(yr.dims(), yf.dims());
+        let d = max_diff(&yr, &yf);
+        assert!(d < 1e-4, "c{c_in}->{c_out} k{k} s{s} g{groups} {h}x{w}: max diff {d}");
+    }
+
+    #[test]
+    fn fused_f32_matches_candle_conv() {
+        check(3, 16, 3, 2, 1, 33, 47, Act::Silu, false);
+        check(16, 32, 3, 2, 1, 40, 40, Act::Silu, false);
+        check(32, 24, 3, 1, 1, 21, 19, Act::Silu, true);
+        check(64, 48, 1, 1, 1, 20, 20, Act::None, true);
+        check(48, 80, 1, 1, 1, 80, 80, Act::Silu, false);
+        check(64, 64, 7, 1, 64, 20, 20, Act::None, true);
+        check(80, 80, 3, 1, 80, 40, 40, Act::Silu, false);
+        check(8, 8, 3, 2, 8, 17, 18, Act::Silu, false);
+        check(5, 7, 5, 1, 1, 9, 6, Act::Silu, false);
+    }
+}

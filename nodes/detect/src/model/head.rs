@@ -1,0 +1,125 @@
+//! Ultralytics `Detect` head (anchor-free, DFL box regression with reg_max 16), producing the raw
+//! output exactly as the ONNX export does: [1, 4 + nc, N] with cx, cy, w, h in input pixels, then
+//! sigmoid class scores; anchors ordered P3, P4, P5, row-major within each level.
+
+use anyhow::{bail, Result};
+use candle_core::Tensor;
+use candle_nn::VarBuilder;
+
+use super::conv::{Conv, ConvKernel, ConvSpec};
+use super::kernels::{fast_exp, sigmoid};
+
+pub const REG_MAX: usize = 16;
+
+/// The head's classification branch style.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClsBranch {
+    /// YOLOv8: Conv3x3, Conv3x3, Conv2d 1x1.
+    Legacy,
+    /// YOLO11 / YOLOv12: (DWConv3x3, Conv1x1), (DWConv3x3, Conv1x1), Conv2d 1x1.
+    Depthwise,
+}
+
+#[derive(Debug, Clone)]
+pub struct Detect {
+    /// Per level: box branch (3 convs) and class branch (3 or 5 convs).
+    box_branch: Vec<Vec<Conv>>,
+    cls_branch: Vec<Vec<Conv>>,
+    nc: usize,
+}
+
+impl Detect {
+    pub fn load(vb: VarBuilder, nc: usize, ch: &[usize], style: ClsBranch, kern: ConvKernel) -> Result<Self> {
+        let c2 = 16.max(ch[0] / 4).max(REG_MAX * 4);
+        let c3 = ch[0].max(nc.min(100));
+        let mut box_branch = Vec::new();
+        let mut cls_branch = Vec::new();
+        for (i, &x) in ch.iter().enumerate() {
+            let b = vb.pp("cv2").pp(i);
+            box_branch.push(vec![
+                Conv::load(b.pp(0).pp("conv"), ConvSpec::new(x, c2, 3, 1), kern)?,
+                Conv::load(b.pp(1).pp("conv"), ConvSpec::new(c2, c2, 3, 1), kern)?,
+                Conv::load(b.pp(2), ConvSpec::new(c2, 4 * REG_MAX, 1, 1).no_act(), kern)?,
+            ]);
+            let c = vb.pp("cv3").pp(i);
+            cls_branch.push(match style {
+                ClsBranch::Legacy => vec![
+                    Conv::load(c.pp(0).pp("conv"), ConvSpec::new(x, c3, 3, 1), kern)?,
+                    Conv::load(c.pp(1).pp("conv"), ConvSpec::new(c3, c3, 3, 1), kern)?,
+                    Conv::load(c.pp(2), ConvSpec::new(c3, nc, 1, 1).no_act(), kern)?,
+                ],
+                ClsBranch::Depthwise => vec![
+                    Conv::load(c.pp(0).pp(0).pp("conv"), ConvSpec::new(x, x, 3, 1).groups(x), kern)?,
+                    Conv::load(c.pp(0).pp(1).pp("conv"), ConvSpec::new(x, c3, 1, 1), kern)?,
+                    Conv::load(c.pp(1).pp(0).pp("conv"), ConvSpec::new(c3, c3, 3, 1).groups(c3), kern)?,
+                    Conv::load(c.pp(1).pp(1).pp("conv"), ConvSpec::new(c3, c3, 1, 1), kern)?,
+                    Conv::load(c.pp(2), ConvSpec::new(c3, nc, 1, 1).no_act(), kern)?,
+                ],
+            });
+        }
+        Ok(Self { box_branch, cls_branch, nc })
+    }
+
+    /// `feats`: the P3/P4/P5 maps; `input_hw`: the network input size (to derive strides).
+    pub fn forward(&self, feats: &[Tensor], input_hw: (usize, usize)) -> Result<Tensor> {
+        if feats.len() != self.box_branch.len() {
+            bail!("detect head expects {} feature maps, got {}", self.box_branch.len(), feats.len());
+        }
+        let nc = self.nc;
+        let mut levels = Vec::with_capacity(feats.len());
+        let mut total = 0;
+        for (i, f) in feats.iter().enumerate() {
+            let (_, _, h, w) = f.dims4()?;
+            let mut b = f.clone();
+            for c in &self.box_branch[i] {
+                b = c.forward(&b)?;
+            }
+            let mut s = f.clone();
+            for c in &self.cls_branch[i] {
+                s = c.forward(&s)?;
+            }
+            let stride = input_hw.0 as f32 / h as f32;
+            let b = b.flatten_all()?.to_vec1::<f32>()?;
+            let s = s.flatten_all()?.to_vec1::<f32>()?;
+            total += h * w;
+            levels.push((h, w, stride, b, s));
+        }
+        let mut out = vec![0f32; (4 + nc) * total];
+        let mut base = 0;
+        for (h, w, stride, b, s) in &levels {
+            let hw = h * w;
+            for y in 0..*h {
+                for x in 0..*w {
+                    let p = y * w + x;
+                    let mut dist = [0f32; 4];
+                    for (side, d) in dist.iter_mut().enumerate() {
+                        let bins = |k: usize| b[(side * REG_MAX + k) * hw + p];
+                        let max = (0..REG_MAX).map(bins).fold(f32::NEG_INFINITY, f32::max);
+                        let (mut num, mut den) = (0f32, 0f32);
+                        for k in 0..REG_MAX {
+                            let e = fast_exp(bins(k) - max);
+                            num += e * k as f32;
+                            den += e;
+                        }
+                        *d = num / den;
+                    }
+                    let (ax, ay) = (x as f32 + 0.5, y as f32 + 0.5);
+                    let (x1, y1, x2, y2) = (ax - dist[0], ay - dist[1], ax + dist[2], ay + dist[3]);
+                    let a = base + p;
+                    out[a] = (x1 + x2) / 2.0 * stride;
+                    out[total + a] = (y1 + y2) / 2.0 * stride;
+                    out[2 * total + a] = (x2 - x1) * stride;
+                    out[3 * total + a] = (y2 - y1) * stride;
+                }
+            }
+            for c in 0..nc {
+                let dst = &mut out[(4 + c) * total + base..(4 + c) * total + base + hw];
+                for (d, v) in dst.iter_mut().zip(&s[c * hw..(c + 1) * hw]) {
+                    *d = sigmoid(*v);
+                }
+            }
+            base += hw;
+        }
+        Ok(Tensor::from_vec(out, (1, 4 + nc, total), feats[0].device())?)
+    }
+}

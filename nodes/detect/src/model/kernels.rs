@@ -1,0 +1,457 @@
+//! Hand-written CPU kernels for the f32 conv path: tiled im2col + GEMM (the `gemm` crate, the
+//! same one Candle's matmul uses) with bias, SiLU and a residual add fused into the output pass,
+//! a direct depthwise conv, and area attention driven by strided GEMMs (no transposes).
+//!
+//! Every loop-heavy function has a generic body and an AVX2+FMA instantiation selected at run
+//! time, so the default `x86-64` build still gets 8-wide vectors.
+
+use rayon::prelude::*;
+
+/// Activation fused into a conv's output pass.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Act {
+    None,
+    Silu,
+}
+
+/// Runs `f` compiled with AVX2+FMA when the CPU has them. `f` must be `#[inline(always)]`.
+macro_rules! dispatch_avx2 {
+    ($name:ident, fn($($arg:ident : $ty:ty),*) $body:block) => {
+        pub(crate) fn $name($($arg: $ty),*) {
+            #[inline(always)]
+            fn generic($($arg: $ty),*) $body
+            #[cfg(target_arch = "x86_64")]
+            #[target_feature(enable = "avx2,fma")]
+            unsafe fn avx2($($arg: $ty),*) {
+                generic($($arg),*)
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                    // SAFETY: the features were detected just above.
+                    return unsafe { avx2($($arg),*) };
+                }
+            }
+            generic($($arg),*)
+        }
+    };
+}
+
+/// exp(x) for f32 with ~1 ulp-class accuracy (Cephes' expf polynomial); written so it
+/// auto-vectorises (no branches, rounding by the 1.5*2^23 trick).
+#[inline(always)]
+pub fn fast_exp(x: f32) -> f32 {
+    let x = x.clamp(-87.3, 88.3);
+    const LOG2E: f32 = std::f32::consts::LOG2_E;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
+    let n = (x * LOG2E + MAGIC) - MAGIC;
+    // ln2 split in two for an exact reduction.
+    let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
+    let r2 = r * r;
+    let p = 1.987_569_1e-4_f32;
+    let p = p * r + 1.398_199_9e-3;
+    let p = p * r + 8.333_452e-3;
+    let p = p * r + 4.166_579_6e-2;
+    let p = p * r + 1.666_666_5e-1;
+    let p = p * r + 5e-1;
+    let e = p * r2 + r + 1.0;
+    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    e * scale
+}
+
+#[inline(always)]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + fast_exp(-x))
+}
+
+#[inline(always)]
+pub fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + fast_exp(-x))
+}
+
+dispatch_avx2!(epilogue_row, fn(row: &mut [f32], bias: f32, act: Act, residual: Option<&[f32]>) {
+    match act {
+        Act::Silu => row.iter_mut().for_each(|v| *v = silu(*v + bias)),
+        Act::None => row.iter_mut().for_each(|v| *v += bias),
+    }
+    if let Some(r) = residual {
+        row.iter_mut().zip(r).for_each(|(v, r)| *v += *r);
+    }
+});
+
+dispatch_avx2!(softmax_rows, fn(data: &mut [f32], row_len: usize, scale: f32) {
+    for row in data.chunks_exact_mut(row_len) {
+        let mut max = f32::NEG_INFINITY;
+        for v in row.iter() {
+            max = max.max(*v);
+        }
+        let max = max * scale;
+        let mut sum = 0.0f32;
+        for v in row.iter_mut() {
+            *v = fast_exp(*v * scale - max);
+            sum += *v;
+        }
+        let inv = 1.0 / sum;
+        row.iter_mut().for_each(|v| *v *= inv);
+    }
+});
+
+/// Geometry of a 2-D convolution on one image (batch 1, NCHW).
+#[derive(Debug, Clone, Copy)]
+pub struct ConvGeom {
+    pub c_in: usize,
+    pub h: usize,
+    pub w: usize,
+    pub c_out: usize,
+    pub k: usize,
+    pub stride: usize,
+    pub pad: usize,
+}
+
+impl ConvGeom {
+    pub fn out_hw(&self) -> (usize, usize) {
+        (
+            (self.h + 2 * self.pad - self.k) / self.stride + 1,
+            (self.w + 2 * self.pad - self.k) / self.stride + 1,
+        )
+    }
+}
+
+/// Valid output x range [lo, hi) for kernel column `kx`: those with 0 <= ox*s + kx - pad < w.
+#[inline(always)]
+fn valid_ox(kx: usize, pad: usize, stride: usize, w: usize, ow: usize) -> (usize, usize) {
+    let lo = if kx >= pad { 0 } else { (pad - kx).div_ceil(stride) };
+    // ox*s + kx - pad <= w - 1  <=>  ox <= (w - 1 + pad - kx) / s
+    let hi = if w + pad > kx { ((w - 1 + pad - kx) / stride + 1).min(ow) } else { 0 };
+    (lo.min(hi), hi)
+}
+
+dispatch_avx2!(im2col_tile, fn(x: &[f32], g: &ConvGeom, j0: usize, j1: usize, col: &mut [f32]) {
+    let (_, ow) = g.out_hw();
+    let tw = j1 - j0;
+    let (k, s, p) = (g.k, g.stride, g.pad);
+    for c in 0..g.c_in {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for ky in 0..k {
+            for kx in 0..k {
+                let r = (c * k + ky) * k + kx;
+                let dst = &mut col[r * tw..(r + 1) * tw];
+                let (xlo, xhi) = valid_ox(kx, p, s, g.w, ow);
+                let mut j = j0;
+                while j < j1 {
+                    let oy = j / ow;
+                    let ox0 = j - oy * ow;
+                    let ox1 = (ox0 + (j1 - j)).min(ow);
+                    let seg = &mut dst[j - j0..j - j0 + (ox1 - ox0)];
+                    let iy = (oy * s + ky) as isize - p as isize;
+                    if iy < 0 || iy >= g.h as isize {
+                        seg.fill(0.0);
+                    } else {
+                        let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+                        let a = xlo.clamp(ox0, ox1);
+                        let b = xhi.clamp(a, ox1);
+                        seg[..a - ox0].fill(0.0);
+                        seg[b - ox0..].fill(0.0);
+                        if s == 1 {
+                            let ix0 = a + kx - p;
+                            seg[a - ox0..b - ox0].copy_from_slice(&src[ix0..ix0 + (b - a)]);
+                        } else {
+                            for ox in a..b {
+                                seg[ox - ox0] = src[ox * s + kx - p];
+                            }
+                        }
+                    }
+                    j += ox1 - ox0;
+                }
+            }
+        }
+    }
+});
+
+thread_local! {
+    static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn threads() -> usize {
+    rayon::current_num_threads().max(1)
+}
+
+/// out[co, j] = sum_k w[co, k] * rhs[k, j]  for j in the tile, rhs given by pointer/row stride.
+///
+/// # Safety
+/// `rhs` must be valid for `kdim` rows of `n` columns with row stride `rhs_rs`; `dst` for `m`
+/// rows of `n` columns with row stride `dst_rs`.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_into(
+    m: usize,
+    n: usize,
+    kdim: usize,
+    dst: *mut f32,
+    dst_rs: usize,
+    lhs: *const f32,
+    lhs_rs: usize,
+    lhs_cs: usize,
+    rhs: *const f32,
+    rhs_rs: usize,
+    rhs_cs: usize,
+    par: bool,
+) {
+    let parallelism = if par && threads() > 1 {
+        gemm::Parallelism::Rayon(threads())
+    } else {
+        gemm::Parallelism::None
+    };
+    gemm::gemm(
+        m,
+        n,
+        kdim,
+        dst,
+        1,
+        dst_rs as isize,
+        false,
+        lhs,
+        lhs_cs as isize,
+        lhs_rs as isize,
+        rhs,
+        rhs_cs as isize,
+        rhs_rs as isize,
+        0.0,
+        1.0,
+        false,
+        false,
+        false,
+        parallelism,
+    )
+}
+
+/// Raw pointer that may cross rayon tasks; each task writes a disjoint column range.
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+unsafe impl Send for SendPtr {}
+unsafe impl Sync for SendPtr {}
+
+/// Dense (groups = 1) convolution with fused bias, activation and residual.
+/// `w` is [c_out, c_in*k*k] row-major, `x` is [c_in, h, w], result [c_out, oh*ow].
+pub fn conv_dense(
+    x: &[f32],
+    g: &ConvGeom,
+    w: &[f32],
+    bias: &[f32],
+    act: Act,
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
+    let (oh, ow) = g.out_hw();
+    let hw = oh * ow;
+    let kdim = g.c_in * g.k * g.k;
+    let m = g.c_out;
+    let mut out = vec![0f32; m * hw];
+    let direct = g.k == 1 && g.stride == 1 && g.pad == 0;
+    // Tile so that the im2col block (kdim x tile) stays in L2 (~256 KiB of it).
+    let mut tile = ((256 * 1024 / 4) / kdim.max(1)).clamp(32, 1024) / 16 * 16;
+    let nt = threads();
+    if hw.div_ceil(tile) < 2 * nt {
+        tile = hw.div_ceil(2 * nt).div_ceil(16) * 16;
+    }
+    let tiles = hw.div_ceil(tile);
+    let outp = SendPtr(out.as_mut_ptr());
+    let run_tile = |t: usize, par: bool| {
+        let j0 = t * tile;
+        let j1 = (j0 + tile).min(hw);
+        let n = j1 - j0;
+        let outp = outp;
+        if direct {
+            unsafe {
+                gemm_into(m, n, kdim, outp.0.add(j0), hw, w.as_ptr(), kdim, 1, x.as_ptr().add(j0), hw, 1, par);
+            }
+        } else {
+            COL.with(|c| {
+                let mut col = c.borrow_mut();
+                if col.len() < kdim * n {
+                    col.resize(kdim * n, 0.0);
+                }
+                im2col_tile(x, g, j0, j1, &mut col[..kdim * n]);
+                unsafe {
+                    gemm_into(m, n, kdim, outp.0.add(j0), hw, w.as_ptr(), kdim, 1, col.as_ptr(), n, 1, par);
+                }
+            });
+        }
+        for co in 0..m {
+            // SAFETY: tiles cover disjoint column ranges of each output row.
+            let row = unsafe { std::slice::from_raw_parts_mut(outp.0.add(co * hw + j0), n) };
+            let r = residual.map(|r| &r[co * hw + j0..co * hw + j1]);
+            epilogue_row(row, bias[co], act, r);
+        }
+    };
+    if tiles == 1 {
+        run_tile(0, true);
+    } else {
+        (0..tiles).into_par_iter().for_each(|t| run_tile(t, false));
+    }
+    out
+}
+
+dispatch_avx2!(dw_channel, fn(plane: &[f32], g: &ConvGeom, wk: &[f32], bias: f32, act: Act, residual: Option<&[f32]>, out: &mut [f32]) {
+    let (oh, ow) = g.out_hw();
+    let (k, s, p) = (g.k, g.stride, g.pad);
+    out.fill(bias);
+    for oy in 0..oh {
+        let orow = &mut out[oy * ow..(oy + 1) * ow];
+        for ky in 0..k {
+            let iy = (oy * s + ky) as isize - p as isize;
+            if iy < 0 || iy >= g.h as isize {
+                continue;
+            }
+            let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
+            for kx in 0..k {
+                let wv = wk[ky * k + kx];
+                let (a, b) = valid_ox(kx, p, s, g.w, ow);
+                if s == 1 {
+                    let ix0 = a + kx - p;
+                    for (o, i) in orow[a..b].iter_mut().zip(&src[ix0..ix0 + (b - a)]) {
+                        *o += wv * *i;
+                    }
+                } else {
+                    for ox in a..b {
+                        orow[ox] += wv * src[ox * s + kx - p];
+                    }
+                }
+            }
+        }
+    }
+    epilogue_row(out, 0.0, act, residual);
+});
+
+/// Depthwise convolution (groups = c_in = c_out), `w` is [c, k*k].
+pub fn conv_depthwise(
+    x: &[f32],
+    g: &ConvGeom,
+    w: &[f32],
+    bias: &[f32],
+    act: Act,
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
+    let (oh, ow) = g.out_hw();
+    let hw = oh * ow;
+    let kk = g.k * g.k;
+    let mut out = vec![0f32; g.c_out * hw];
+    out.par_chunks_mut(hw).enumerate().for_each(|(c, o)| {
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        let r = residual.map(|r| &r[c * hw..(c + 1) * hw]);
+        dw_channel(plane, g, &w[c * kk..(c + 1) * kk], bias[c], act, r, o);
+    });
+    out
+}
+
+/// Area attention core of YOLOv12's AAttn on a channel-major qkv map [3C, N] (N = H*W):
+/// tokens are split into `area` consecutive row bands; channel `h*3d + j` of head `h` is q for
+/// j < d, k for d <= j < 2d, v after. Returns (attn_out [C, N], v [C, N]) channel-major, with
+/// output channel `h*d + j`.
+pub fn area_attention(qkv: &[f32], c: usize, n: usize, heads: usize, area: usize) -> (Vec<f32>, Vec<f32>) {
+    let d = c / heads;
+    let na = n / area;
+    let scale = (d as f32).powf(-0.5);
+    let mut out = vec![0f32; c * n];
+    let mut v = vec![0f32; c * n];
+    for h in 0..heads {
+        let src = &qkv[(h * 3 * d + 2 * d) * n..(h * 3 * d + 3 * d) * n];
+        v[h * d * n..(h + 1) * d * n].copy_from_slice(src);
+    }
+    let outp = SendPtr(out.as_mut_ptr());
+    let pairs = area * heads;
+    let par_inner = pairs < threads();
+    let run = |idx: usize| {
+        let (a, h) = (idx / heads, idx % heads);
+        let q = &qkv[(h * 3 * d) * n + a * na..];
+        let k = &qkv[(h * 3 * d + d) * n + a * na..];
+        let vv = &qkv[(h * 3 * d + 2 * d) * n + a * na..];
+        let outp = outp;
+        COL.with(|cbuf| {
+            let mut s = cbuf.borrow_mut();
+            if s.len() < na * na {
+                s.resize(na * na, 0.0);
+            }
+            unsafe {
+                // S[i, j] = sum_t q[t, i] * k[t, j]   (q^T k), i, j tokens of the area
+                gemm_into(na, na, d, s.as_mut_ptr(), na, q.as_ptr(), 1, n, k.as_ptr(), n, 1, par_inner);
+            }
+            softmax_rows(&mut s[..na * na], na, scale);
+            unsafe {
+                // O[t, i] = sum_j v[t, j] * S[i, j]
+                gemm_into(d, na, na, outp.0.add(h * d * n + a * na), n, vv.as_ptr(), n, 1, s.as_ptr(), 1, na, par_inner);
+            }
+        });
+    };
+    if par_inner {
+        (0..pairs).for_each(run);
+    } else {
+        (0..pairs).into_par_iter().for_each(run);
+    }
+    (out, v)
+}
+
+/// Max pooling, stride 1, "same" padding with -inf (SPPF's nn.MaxPool2d(k, 1, k // 2)).
+pub fn maxpool_same(x: &[f32], c: usize, h: usize, w: usize, k: usize) -> Vec<f32> {
+    let p = k / 2;
+    let mut out = vec![0f32; c * h * w];
+    out.par_chunks_mut(h * w).enumerate().for_each(|(ch, o)| {
+        let plane = &x[ch * h * w..(ch + 1) * h * w];
+        // separable: rows then columns
+        let mut tmp = vec![f32::NEG_INFINITY; h * w];
+        for y in 0..h {
+            for xx in 0..w {
+                let lo = xx.saturating_sub(p);
+                let hi = (xx + p + 1).min(w);
+                let mut m = f32::NEG_INFINITY;
+                for i in lo..hi {
+                    m = m.max(plane[y * w + i]);
+                }
+                tmp[y * w + xx] = m;
+            }
+        }
+        for y in 0..h {
+            let lo = y.saturating_sub(p);
+            let hi = (y + p + 1).min(h);
+            for xx in 0..w {
+                let mut m = f32::NEG_INFINITY;
+                for i in lo..hi {
+                    m = m.max(tmp[i * w + xx]);
+                }
+                o[y * w + xx] = m;
+            }
+        }
+    });
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fast_exp_is_accurate() {
+        let mut worst = 0f32;
+        let mut x = -80.0f32;
+        while x < 80.0 {
+            let rel = ((fast_exp(x) - x.exp()) / x.exp()).abs();
+            worst = worst.max(rel);
+            x += 0.0137;
+        }
+        assert!(worst < 3e-7, "worst relative error {worst}");
+    }
+
+    #[test]
+    fn valid_ox_matches_bruteforce() {
+        for &(w, k, s) in &[(7usize, 3usize, 1usize), (8, 3, 2), (5, 7, 1), (9, 1, 1), (10, 3, 2)] {
+            let p = k / 2;
+            let ow = (w + 2 * p - k) / s + 1;
+            for kx in 0..k {
+                let (lo, hi) = valid_ox(kx, p, s, w, ow);
+                for ox in 0..ow {
+                    let ix = (ox * s + kx) as isize - p as isize;
+                    let valid = ix >= 0 && ix < w as isize;
+                    assert_eq!(valid, ox >= lo && ox < hi, "w{w} k{k} s{s} kx{kx} ox{ox}");
+                }
+            }
+        }
+    }
+}

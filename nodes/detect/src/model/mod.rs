@@ -1,0 +1,312 @@
+//! Native YOLO (v8, v12) in Candle, mirroring Ultralytics' model definitions
+//! (`cfg/models/v8/yolov8.yaml`, `12/yolo12.yaml`) and loading weights by their upstream names
+//! (`model.0.conv.weight`, ...). BatchNorm is expected folded into the convs, as in an
+//! Ultralytics ONNX export.
+
+pub mod blocks;
+pub mod conv;
+pub mod head;
+pub mod kernels;
+
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use candle_core::{DType, Device, Tensor};
+use candle_nn::VarBuilder;
+use serde::{Deserialize, Serialize};
+
+use blocks::{upsample2, A2C2f, C2f, Sppf};
+use conv::{Conv, ConvKernel, ConvSpec};
+use head::{ClsBranch, Detect};
+
+/// Model family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Arch {
+    Yolov8,
+    Yolo11,
+    Yolov12,
+}
+
+/// Model scale (Ultralytics' n/s/m/l/x width and depth multipliers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scale {
+    N,
+    S,
+    M,
+    L,
+    X,
+}
+
+impl Scale {
+    /// (depth, width, max_channels) for an architecture.
+    fn multipliers(self, arch: Arch) -> (f64, f64, usize) {
+        match arch {
+            Arch::Yolov8 => match self {
+                Scale::N => (0.33, 0.25, 1024),
+                Scale::S => (0.33, 0.50, 1024),
+                Scale::M => (0.67, 0.75, 768),
+                Scale::L => (1.00, 1.00, 512),
+                Scale::X => (1.00, 1.25, 512),
+            },
+            Arch::Yolo11 | Arch::Yolov12 => match self {
+                Scale::N => (0.50, 0.25, 1024),
+                Scale::S => (0.50, 0.50, 1024),
+                Scale::M => (0.50, 1.00, 512),
+                Scale::L => (1.00, 1.00, 512),
+                Scale::X => (1.00, 1.50, 512),
+            },
+        }
+    }
+}
+
+/// One layer of the model graph, as in the YAML definitions.
+#[derive(Debug, Clone)]
+enum Module {
+    Conv(Conv),
+    C2f(C2f),
+    A2C2f(A2C2f),
+    Sppf(Sppf),
+    Upsample,
+    Concat,
+    Detect(Detect),
+}
+
+#[derive(Debug, Clone)]
+struct Layer {
+    /// Inputs: -1 = previous layer, otherwise an absolute layer index.
+    from: Vec<i32>,
+    module: Module,
+}
+
+/// Layer kinds of the YAML definitions with their (unscaled) arguments.
+enum Spec {
+    Conv { c2: usize, k: usize, s: usize },
+    C2f { c2: usize, n: usize, shortcut: bool },
+    C3k2 { c2: usize, n: usize, c3k: bool, e: f64 },
+    A2C2f { c2: usize, n: usize, a2: bool, area: usize },
+    Sppf { c2: usize, k: usize },
+    Upsample,
+    Concat,
+    Detect,
+}
+
+fn yolov8_spec() -> Vec<(Vec<i32>, Spec)> {
+    use Spec::*;
+    vec![
+        (vec![-1], Conv { c2: 64, k: 3, s: 2 }),
+        (vec![-1], Conv { c2: 128, k: 3, s: 2 }),
+        (vec![-1], C2f { c2: 128, n: 3, shortcut: true }),
+        (vec![-1], Conv { c2: 256, k: 3, s: 2 }),
+        (vec![-1], C2f { c2: 256, n: 6, shortcut: true }),
+        (vec![-1], Conv { c2: 512, k: 3, s: 2 }),
+        (vec![-1], C2f { c2: 512, n: 6, shortcut: true }),
+        (vec![-1], Conv { c2: 1024, k: 3, s: 2 }),
+        (vec![-1], C2f { c2: 1024, n: 3, shortcut: true }),
+        (vec![-1], Sppf { c2: 1024, k: 5 }),
+        (vec![-1], Upsample),
+        (vec![-1, 6], Concat),
+        (vec![-1], C2f { c2: 512, n: 3, shortcut: false }),
+        (vec![-1], Upsample),
+        (vec![-1, 4], Concat),
+        (vec![-1], C2f { c2: 256, n: 3, shortcut: false }),
+        (vec![-1], Conv { c2: 256, k: 3, s: 2 }),
+        (vec![-1, 12], Concat),
+        (vec![-1], C2f { c2: 512, n: 3, shortcut: false }),
+        (vec![-1], Conv { c2: 512, k: 3, s: 2 }),
+        (vec![-1, 9], Concat),
+        (vec![-1], C2f { c2: 1024, n: 3, shortcut: false }),
+        (vec![15, 18, 21], Detect),
+    ]
+}
+
+fn yolov12_spec() -> Vec<(Vec<i32>, Spec)> {
+    use Spec::*;
+    vec![
+        (vec![-1], Conv { c2: 64, k: 3, s: 2 }),
+        (vec![-1], Conv { c2: 128, k: 3, s: 2 }),
+        (vec![-1], C3k2 { c2: 256, n: 2, c3k: false, e: 0.25 }),
+        (vec![-1], Conv { c2: 256, k: 3, s: 2 }),
+        (vec![-1], C3k2 { c2: 512, n: 2, c3k: false, e: 0.25 }),
+        (vec![-1], Conv { c2: 512, k: 3, s: 2 }),
+        (vec![-1], A2C2f { c2: 512, n: 4, a2: true, area: 4 }),
+        (vec![-1], Conv { c2: 1024, k: 3, s: 2 }),
+        (vec![-1], A2C2f { c2: 1024, n: 4, a2: true, area: 1 }),
+        (vec![-1], Upsample),
+        (vec![-1, 6], Concat),
+        (vec![-1], A2C2f { c2: 512, n: 2, a2: false, area: 1 }),
+        (vec![-1], Upsample),
+        (vec![-1, 4], Concat),
+        (vec![-1], A2C2f { c2: 256, n: 2, a2: false, area: 1 }),
+        (vec![-1], Conv { c2: 256, k: 3, s: 2 }),
+        (vec![-1, 11], Concat),
+        (vec![-1], A2C2f { c2: 512, n: 2, a2: false, area: 1 }),
+        (vec![-1], Conv { c2: 512, k: 3, s: 2 }),
+        (vec![-1, 8], Concat),
+        (vec![-1], C3k2 { c2: 1024, n: 2, c3k: true, e: 0.5 }),
+        (vec![14, 17, 20], Detect),
+    ]
+}
+
+fn make_divisible(x: f64, d: usize) -> usize {
+    ((x / d as f64).ceil() as usize) * d
+}
+
+/// A YOLO detector: input [1, 3, H, W] f32 in 0..1 (H, W multiples of 32), output
+/// [1, 4 + nc, N] as Ultralytics' ONNX export produces it.
+#[derive(Debug, Clone)]
+pub struct YoloModel {
+    layers: Vec<Layer>,
+    /// Which layer outputs later layers read (others are dropped early).
+    keep: Vec<bool>,
+    arch: Arch,
+    num_classes: usize,
+    profile: bool,
+}
+
+impl YoloModel {
+    /// Loads `model.safetensors` (as written by `perch model import`).
+    pub fn load(weights: &Path, arch: Arch, scale: Scale, num_classes: usize, device: &Device) -> Result<YoloModel> {
+        // SAFETY: the file is memory-mapped read-only; perch does not modify model files while running.
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
+            .with_context(|| format!("reading weights {}", weights.display()))?;
+        Self::from_varbuilder(vb, arch, scale, num_classes, ConvKernel::for_device(device))
+            .with_context(|| format!("loading {arch:?}-{scale:?} ({num_classes} classes) from {}", weights.display()))
+    }
+
+    /// Builds the model from any VarBuilder (weights under `model.<i>.`), with an explicit conv kernel.
+    pub fn from_varbuilder(vb: VarBuilder, arch: Arch, scale: Scale, nc: usize, kern: ConvKernel) -> Result<YoloModel> {
+        let spec = match arch {
+            Arch::Yolov8 => yolov8_spec(),
+            Arch::Yolov12 => {
+                if !matches!(scale, Scale::N | Scale::S) {
+                    bail!("YOLOv12 scales m/l/x are not supported yet (n and s are)");
+                }
+                yolov12_spec()
+            }
+            Arch::Yolo11 => bail!("YOLO11 is not supported yet (YOLOv8 and YOLOv12 are)"),
+        };
+        if nc == 0 {
+            bail!("num_classes must be at least 1");
+        }
+        let (depth, width, max_ch) = scale.multipliers(arch);
+        let ch_of = |c: usize| make_divisible(c.min(max_ch) as f64 * width, 8);
+        let reps = |n: usize| if n > 1 { ((n as f64 * depth).round() as usize).max(1) } else { n };
+        let vb = vb.pp("model");
+        let mut chans: Vec<usize> = Vec::new();
+        let mut layers = Vec::new();
+        for (i, (from, s)) in spec.into_iter().enumerate() {
+            let c_in_of = |f: i32| if f < 0 { if i == 0 { 3 } else { chans[i - 1] } } else { chans[f as usize] };
+            let c1 = c_in_of(from[0]);
+            let lvb = vb.pp(i);
+            let (module, c2) = match s {
+                Spec::Conv { c2, k, s } => {
+                    let c2 = ch_of(c2);
+                    (Module::Conv(Conv::load(lvb.pp("conv"), ConvSpec::new(c1, c2, k, s), kern)?), c2)
+                }
+                Spec::C2f { c2, n, shortcut } => {
+                    let c2 = ch_of(c2);
+                    (Module::C2f(C2f::load_c2f(lvb, c1, c2, reps(n), shortcut, kern)?), c2)
+                }
+                Spec::C3k2 { c2, n, c3k, e } => {
+                    let c2 = ch_of(c2);
+                    (Module::C2f(C2f::load_c3k2(lvb, c1, c2, reps(n), c3k, e, kern)?), c2)
+                }
+                Spec::A2C2f { c2, n, a2, area } => {
+                    let c2 = ch_of(c2);
+                    (Module::A2C2f(A2C2f::load(lvb, c1, c2, reps(n), a2, area, kern)?), c2)
+                }
+                Spec::Sppf { c2, k } => {
+                    let c2 = ch_of(c2);
+                    (Module::Sppf(Sppf::load(lvb, c1, c2, k, kern)?), c2)
+                }
+                Spec::Upsample => (Module::Upsample, c1),
+                Spec::Concat => (Module::Concat, from.iter().map(|&f| c_in_of(f)).sum()),
+                Spec::Detect => {
+                    let ch: Vec<usize> = from.iter().map(|&f| c_in_of(f)).collect();
+                    let style = if arch == Arch::Yolov8 { ClsBranch::Legacy } else { ClsBranch::Depthwise };
+                    (Module::Detect(Detect::load(lvb, nc, &ch, style, kern)?), 0)
+                }
+            };
+            chans.push(c2);
+            layers.push(Layer { from, module });
+        }
+        let mut keep = vec![false; layers.len()];
+        for l in &layers {
+            for &f in &l.from {
+                if f >= 0 {
+                    keep[f as usize] = true;
+                }
+            }
+        }
+        let profile = std::env::var_os("PERCH_PROFILE_LAYERS").is_some();
+        Ok(YoloModel { layers, keep, arch, num_classes: nc, profile })
+    }
+
+    pub fn arch(&self) -> Arch {
+        self.arch
+    }
+
+    pub fn num_classes(&self) -> usize {
+        self.num_classes
+    }
+
+    /// Runs the network. `input`: [1, 3, H, W] f32 0..1 with H, W multiples of 32.
+    /// Returns [1, 4 + nc, N]: cx, cy, w, h in input pixels, then sigmoid class scores.
+    pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        let (b, c, h, w) = input.dims4().context("model input must be [1, 3, H, W]")?;
+        if b != 1 || c != 3 {
+            bail!("model input must be [1, 3, H, W], got {:?}", input.dims());
+        }
+        if h % 32 != 0 || w % 32 != 0 || h == 0 || w == 0 {
+            bail!("model input height and width must be multiples of 32, got {h}x{w}");
+        }
+        let mut saved: Vec<Option<Tensor>> = vec![None; self.layers.len()];
+        let mut x = input.clone();
+        for (i, layer) in self.layers.iter().enumerate() {
+            let get = |f: i32| -> Result<Tensor> {
+                if f < 0 {
+                    Ok(x.clone())
+                } else {
+                    saved[f as usize].clone().with_context(|| format!("layer {i} reads layer {f} which was not kept"))
+                }
+            };
+            let t0 = self.profile.then(std::time::Instant::now);
+            x = match &layer.module {
+                Module::Conv(m) => m.forward(&x)?,
+                Module::C2f(m) => m.forward(&x)?,
+                Module::A2C2f(m) => m.forward(&x)?,
+                Module::Sppf(m) => m.forward(&x)?,
+                Module::Upsample => upsample2(&x)?,
+                Module::Concat => {
+                    let xs = layer.from.iter().map(|&f| get(f)).collect::<Result<Vec<_>>>()?;
+                    Tensor::cat(&xs, 1)?
+                }
+                Module::Detect(m) => {
+                    let xs = layer.from.iter().map(|&f| get(f)).collect::<Result<Vec<_>>>()?;
+                    m.forward(&xs, (h, w))?
+                }
+            };
+            if let Some(t0) = t0 {
+                eprintln!("layer {i:2} {:>8} {:8.3} ms", layer_name(&layer.module), t0.elapsed().as_secs_f64() * 1e3);
+            }
+            if self.keep[i] {
+                saved[i] = Some(x.clone());
+            }
+        }
+        Ok(x)
+    }
+}
+
+fn layer_name(m: &Module) -> &'static str {
+    match m {
+        Module::Conv(_) => "Conv",
+        Module::C2f(_) => "C2f/C3k2",
+        Module::A2C2f(_) => "A2C2f",
+        Module::Sppf(_) => "SPPF",
+        Module::Upsample => "Upsample",
+        Module::Concat => "Concat",
+        Module::Detect(_) => "Detect",
+    }
+}

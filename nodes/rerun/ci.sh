@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# CI for nodes/rerun: Rerun's Python reader in .venv-rerun, then the crate's tests, whose .rrd
+# files are read back by scripts/check_rrd.py. Run from the repo root.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/../.."
+bash nodes/rerun/scripts/setup-venv.sh
+python3 -c "import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]]" nodes/rerun/scripts/check_rrd.py nodes/rerun/scripts/render_recording.py
+# Dev profile (dependencies at opt-level 3): the rerun tree is shared with the perch binary's rerun tests.
+# With PERCH_REQUIRE_FIXTURES=1 the read-back tests fail instead of skipping when the venv is missing.
+cargo test -p perch-rerun "$@"
