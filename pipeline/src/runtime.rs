@@ -96,6 +96,9 @@ impl Pipeline {
         let Pipeline { mut source, stages, mut taps, budget, pool_size } = self;
         anyhow::ensure!(stages.len() < MAX_STAGES, "at most {} stages are supported", MAX_STAGES - 1);
         let info = source.info();
+        // A paced source (camera, realtime replay) must not wait for the pipeline: keep_latest edges
+        // evict stale frames. A max-speed replay waits on every edge instead, so it loses nothing.
+        let wait = !source.is_live();
         let ledger = Arc::new(Ledger::new());
         let mut names = vec!["capture".to_string()];
         names.extend(stages.iter().map(|s| s.stage.name().to_string()));
@@ -133,7 +136,7 @@ impl Pipeline {
             let handle = thread::Builder::new()
                 .name(format!("perch-{name}"))
                 .spawn(move || {
-                    let mut result = run_stage(slot, index, rx, downstream, &ledger, &live, &stop);
+                    let mut result = run_stage(slot, index, rx, downstream, wait, &ledger, &live, &stop);
                     result.report.stale_drops = stale.load(Ordering::Relaxed);
                     result
                 })
@@ -149,7 +152,7 @@ impl Pipeline {
             let (ledger, live, stop, pool) = (ledger.clone(), live.clone(), stop.clone(), pool.clone());
             thread::Builder::new()
                 .name("perch-capture".into())
-                .spawn(move || run_capture(source.as_mut(), capture_downstream, budget, &pool, &ledger, &live, &stop))
+                .spawn(move || run_capture(source.as_mut(), capture_downstream, wait, budget, &pool, &ledger, &live, &stop))
                 .context("spawning the capture thread")?
         };
 
@@ -195,9 +198,11 @@ impl Pipeline {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_capture(
     source: &mut dyn Source,
     mut downstream: Downstream,
+    wait: bool,
     budget: Duration,
     pool: &FramePool,
     ledger: &Ledger,
@@ -207,9 +212,6 @@ fn run_capture(
     let mut hist = new_histogram();
     let mut last_live = Instant::now();
     let (mut seq, mut processed, mut errors) = (0u64, 0u64, 0u64);
-    // A paced source (camera, realtime replay) must not wait for the pipeline: that is what
-    // keep_latest is for. A max-speed replay waits instead, so it loses nothing to staleness.
-    let wait = !source.is_live();
     while !stop.load(Ordering::SeqCst) {
         source.wait_until_due();
         if stop.load(Ordering::SeqCst) {
@@ -272,11 +274,13 @@ fn into_publisher(d: Downstream) -> Option<Publisher> {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_stage(
     mut slot: StageSlot,
     index: usize,
     rx: crossbeam_channel::Receiver<Frame>,
     mut downstream: Downstream,
+    wait: bool,
     ledger: &Ledger,
     live: &LiveStats,
     stop: &AtomicBool,
@@ -310,7 +314,7 @@ fn run_stage(
             c.overruns += 1;
         }
         match outcome {
-            Ok(Ok(Flow::Continue)) => downstream.forward(frame, leave, true, ledger),
+            Ok(Ok(Flow::Continue)) => downstream.forward(frame, leave, wait, ledger),
             Ok(Ok(Flow::Drop(reason))) => ledger.drop_frame(frame, reason),
             Ok(Err(e)) => {
                 c.errors += 1;

@@ -160,3 +160,20 @@ proptest! {
         prop_assert_eq!(stale.load(std::sync::atomic::Ordering::Relaxed), 0);
     }
 }
+
+#[test]
+fn a_keep_latest_edge_between_stages_evicts_behind_a_slow_stage_when_the_source_is_live() {
+    let mut source = CountingSource::new(60);
+    source.live = true;
+    source.period = Duration::from_millis(1);
+    let stages = vec![
+        StageSlot { stage: Box::new(SleepyStage::new("fast", Duration::ZERO)), input: QueuePolicy::KeepLatest, budget: None },
+        StageSlot { stage: Box::new(SleepyStage::new("slow", Duration::from_millis(15))), input: QueuePolicy::KeepLatest, budget: None },
+    ];
+    let p = Pipeline { source: Box::new(source), stages, taps: vec![], budget: Duration::from_secs(10), pool_size: None };
+    let r = p.run(Arc::new(AtomicBool::new(false))).unwrap();
+    assert!(r.invariant_ok, "{}", r.table());
+    // The fast stage is never held up by the slow one: the slow stage's input evicts instead.
+    assert!(r.stages[2].stale_drops > 0, "{}", r.table());
+    assert!(r.stages[1].processed > r.stages[2].processed, "{}", r.table());
+}
