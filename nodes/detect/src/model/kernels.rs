@@ -38,13 +38,15 @@ macro_rules! dispatch_avx2 {
 }
 
 /// exp(x) for f32 with ~1 ulp-class accuracy (Cephes' expf polynomial); written so it
-/// auto-vectorises (no branches, rounding by the 1.5*2^23 trick).
+/// auto-vectorises: no branches, rounding by the 1.5*2^23 trick, and 2^n built from the rounded
+/// value's own bits (a saturating `as i32` cast would be scalarised lane by lane).
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.3);
     const LOG2E: f32 = std::f32::consts::LOG2_E;
-    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23
-    let n = (x * LOG2E + MAGIC) - MAGIC;
+    const MAGIC: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer in the low bits
+    let t = x * LOG2E + MAGIC;
+    let n = t - MAGIC;
     // ln2 split in two for an exact reduction.
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let r2 = r * r;
@@ -55,7 +57,9 @@ pub fn fast_exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 5e-1;
     let e = p * r2 + r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // t's bits are MAGIC's bits + n (|n| < 2^22) and MAGIC's low 9 bits are zero, so shifting
+    // (bits + 127) by 23 leaves exactly the biased exponent n + 127 (in 1..=254 after the clamp).
+    let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
     e * scale
 }
 
@@ -79,19 +83,40 @@ dispatch_avx2!(epilogue_row, fn(row: &mut [f32], bias: f32, act: Act, residual: 
     }
 });
 
+/// Lanes for reductions: float max/sum do not reassociate, so a loop with one accumulator stays
+/// scalar (and drags every fused op with it); 8 independent accumulators vectorise.
+const LANES: usize = 8;
+
+#[inline(always)]
+fn max_lanes(row: &[f32]) -> f32 {
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a = a.max(*v);
+        }
+    }
+    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
+    acc.iter().fold(tail, |m, v| m.max(*v))
+}
+
+#[inline(always)]
+fn sum_lanes(row: &[f32]) -> f32 {
+    let mut acc = [0f32; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (a, v) in acc.iter_mut().zip(c) {
+            *a += *v;
+        }
+    }
+    chunks.remainder().iter().sum::<f32>() + acc.iter().sum::<f32>()
+}
+
 dispatch_avx2!(softmax_rows, fn(data: &mut [f32], row_len: usize, scale: f32) {
     for row in data.chunks_exact_mut(row_len) {
-        let mut max = f32::NEG_INFINITY;
-        for v in row.iter() {
-            max = max.max(*v);
-        }
-        let max = max * scale;
-        let mut sum = 0.0f32;
-        for v in row.iter_mut() {
-            *v = fast_exp(*v * scale - max);
-            sum += *v;
-        }
-        let inv = 1.0 / sum;
+        let max = max_lanes(row) * scale;
+        row.iter_mut().for_each(|v| *v = fast_exp(*v * scale - max));
+        let inv = 1.0 / sum_lanes(row);
         row.iter_mut().for_each(|v| *v *= inv);
     }
 });
@@ -155,6 +180,19 @@ dispatch_avx2!(im2col_tile, fn(x: &[f32], g: &ConvGeom, j0: usize, j1: usize, co
                         if s == 1 {
                             let ix0 = a + kx - p;
                             seg[a - ox0..b - ox0].copy_from_slice(&src[ix0..ix0 + (b - a)]);
+                        } else if s == 2 {
+                            // Even/odd de-interleave: chunks of 2 let LLVM use shuffles instead of
+                            // one scalar load per element.
+                            let ix0 = a * 2 + kx - p;
+                            let n = b - a;
+                            let src2 = &src[ix0..];
+                            let full = (src2.len() / 2).min(n);
+                            for (o, pair) in seg[a - ox0..a - ox0 + full].iter_mut().zip(src2.chunks_exact(2)) {
+                                *o = pair[0];
+                            }
+                            if full < n {
+                                seg[a - ox0 + full] = src2[2 * full];
+                            }
                         } else {
                             for ox in a..b {
                                 seg[ox - ox0] = src[ox * s + kx - p];

@@ -6,6 +6,7 @@
 pub mod blocks;
 pub mod conv;
 pub mod head;
+pub mod heap;
 pub mod kernels;
 
 use std::path::Path;
@@ -177,6 +178,9 @@ impl YoloModel {
 
     /// Builds the model from any VarBuilder (weights under `model.<i>.`), with an explicit conv kernel.
     pub fn from_varbuilder(vb: VarBuilder, arch: Arch, scale: Scale, nc: usize, kern: ConvKernel) -> Result<YoloModel> {
+        if kern == ConvKernel::F32 {
+            heap::keep_freed_memory();
+        }
         let spec = match arch {
             Arch::Yolov8 => yolov8_spec(),
             Arch::Yolov12 => {
