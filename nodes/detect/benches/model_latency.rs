@@ -56,6 +56,20 @@ fn main() {
         }
     }
 
+    // YOLOv12n's area attention at 640: layer 6 (64 ch, 40x40, 2 heads, 4 areas), layer 8
+    // (128 ch, 20x20, 4 heads, 1 area). FLOPs: q^T k and v S^T, 2 * 2 * d * na^2 per head and area.
+    for &(c, hw, heads, area) in &[(64usize, 40usize, 2usize, 4usize), (128, 20, 4, 1)] {
+        let n = hw * hw;
+        let qkv: Vec<f32> = (0..3 * c * n).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let ms = time(20, || {
+            perch_detect::model::kernels::area_attention(&qkv, c, n, heads, area);
+        });
+        let na = n / area;
+        let gflop = (4 * (c / heads) * na * na * heads * area) as f64 / 1e9;
+        let med = { let mut v = ms.clone(); v.sort_by(|a, b| a.total_cmp(b)); v[v.len() / 2] };
+        println!("area attention {c} ch @{hw}x{hw} {heads} heads {area} areas: {} ({:.0} GFLOP/s)", stats(ms), gflop / med * 1e3);
+    }
+
     let p = std::path::Path::new(&weights);
     if !p.exists() {
         println!("{weights} not found: skipping the model benchmark");

@@ -2,7 +2,7 @@
 //! their upstream parameter names. Every convolution is a [`Conv`].
 
 use anyhow::{bail, Result};
-use candle_core::{Device, Tensor};
+use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
 use super::conv::{with_cpu_data, Conv, ConvKernel, ConvSpec};
@@ -11,11 +11,6 @@ use super::kernels;
 /// Ultralytics `Conv`: conv + (folded BN) + SiLU, weights under `<prefix>.conv.*`.
 fn conv(vb: &VarBuilder, name: &str, spec: ConvSpec, kernel: ConvKernel) -> Result<Conv> {
     Conv::load(vb.pp(name).pp("conv"), spec, kernel)
-}
-
-/// Channel concatenation of NCHW tensors.
-fn cat(xs: &[Tensor]) -> Result<Tensor> {
-    Ok(Tensor::cat(xs, 1)?)
 }
 
 /// `Bottleneck(c1, c2, shortcut, g, k=(k1, k2), e)`: cv2(cv1(x)) (+ x).
@@ -71,7 +66,7 @@ impl C3k {
             y = b.forward(&y)?;
         }
         let z = self.cv2.forward(x)?;
-        self.cv3.forward(&cat(&[y, z])?)
+        self.cv3.forward_cat(&[y, z])
     }
 }
 
@@ -144,13 +139,18 @@ impl C2f {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.cv1.forward(x)?;
+        self.forward_cat(std::slice::from_ref(x))
+    }
+
+    /// The block on the channel concatenation of `parts` (a model-level Concat, never built).
+    pub fn forward_cat(&self, parts: &[Tensor]) -> Result<Tensor> {
+        let y = self.cv1.forward_cat(parts)?;
         let mut ys = vec![y.narrow(1, 0, self.c)?, y.narrow(1, self.c, self.c)?];
         for m in &self.m {
             let next = m.forward(&ys[ys.len() - 1])?;
             ys.push(next);
         }
-        self.cv2.forward(&cat(&ys)?)
+        self.cv2.forward_cat(&ys)
     }
 }
 
@@ -173,7 +173,7 @@ impl Sppf {
     }
 
     fn pool(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() {
+        if x.device().is_cpu() && x.dtype() == DType::F32 {
             let (_, c, h, w) = x.dims4()?;
             let x = x.contiguous()?;
             let out = with_cpu_data(&x, |d| kernels::maxpool_same(d, c, h, w, self.k))?;
@@ -190,7 +190,7 @@ impl Sppf {
         let y1 = self.pool(&y0)?;
         let y2 = self.pool(&y1)?;
         let y3 = self.pool(&y2)?;
-        self.cv2.forward(&cat(&[y0, y1, y2, y3])?)
+        self.cv2.forward_cat(&[y0, y1, y2, y3])
     }
 }
 
@@ -227,7 +227,7 @@ impl AAttn {
             bail!("area attention: {h}x{w} = {n} positions do not split into {area} areas (use an input size that is a multiple of 32)");
         }
         let qkv = self.qkv.forward(x)?;
-        let (o, v) = if qkv.device().is_cpu() {
+        let (o, v) = if qkv.device().is_cpu() && qkv.dtype() == DType::F32 {
             let qkv = qkv.contiguous()?;
             let (o, v) = with_cpu_data(&qkv, |d| kernels::area_attention(d, c, n, self.heads, area))?;
             (Tensor::from_vec(o, (1, c, h, w), &Device::Cpu)?, Tensor::from_vec(v, (1, c, h, w), &Device::Cpu)?)
@@ -250,7 +250,8 @@ impl AAttn {
         let v_tok = t.narrow(3, 2 * d, d)?; // [a, Na, h, d]
         let v = v_tok.permute((0, 2, 3, 1))?.contiguous()?; // [a, h, d, Na]
         let attn = (q.matmul(&k)? * (d as f64).powf(-0.5))?;
-        let attn = candle_nn::ops::softmax_last_dim(&attn)?;
+        // Softmax over up to 1600 tokens in f32: f16 sums lose the small weights.
+        let attn = candle_nn::ops::softmax_last_dim(&attn.to_dtype(DType::F32)?)?.to_dtype(v.dtype())?;
         let o = v.matmul(&attn.t()?.contiguous()?)?; // [a, h, d, Na]
         let to_map = |t: Tensor| -> Result<Tensor> {
             // [a, Na, h, d] -> [N, C] -> [1, C, H, W]
@@ -323,12 +324,17 @@ impl A2C2f {
     }
 
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut ys = vec![self.cv1.forward(x)?];
+        self.forward_cat(std::slice::from_ref(x))
+    }
+
+    /// The block on the channel concatenation of `parts` (a model-level Concat, never built).
+    pub fn forward_cat(&self, parts: &[Tensor]) -> Result<Tensor> {
+        let mut ys = vec![self.cv1.forward_cat(parts)?];
         for m in &self.m {
             let next = m.forward(&ys[ys.len() - 1])?;
             ys.push(next);
         }
-        self.cv2.forward(&cat(&ys)?)
+        self.cv2.forward_cat(&ys)
     }
 }
 

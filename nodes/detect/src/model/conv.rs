@@ -163,9 +163,50 @@ impl Conv {
             bail!("conv expects {} input channels, got {c}", self.c_in);
         }
         match self.kernel {
-            ConvKernel::F32 if b == 1 && x.device().is_cpu() => self.forward_f32(x, residual, h, w),
+            ConvKernel::F32 if b == 1 && x.device().is_cpu() && x.dtype() == DType::F32 => self.forward_f32(x, residual, h, w),
             _ => self.forward_reference(x, residual),
         }
+    }
+
+    /// `self` applied to the channel concatenation of `parts`. A fused 1x1 conv reads the parts
+    /// in place (no concatenated copy); every other case concatenates first.
+    pub fn forward_cat(&self, parts: &[Tensor]) -> Result<Tensor> {
+        let [first, ..] = parts else { bail!("conv over a concatenation of no tensors") };
+        if parts.len() == 1 {
+            return self.forward(first);
+        }
+        let fused = self.kernel == ConvKernel::F32
+            && self.k == 1
+            && self.stride == 1
+            && self.groups == 1
+            && parts.iter().all(|p| p.device().is_cpu() && p.dtype() == DType::F32 && p.dim(0).ok() == Some(1));
+        if !fused {
+            return self.forward(&Tensor::cat(parts, 1)?);
+        }
+        let (_, _, h, w) = first.dims4()?;
+        let mut c_total = 0;
+        for p in parts {
+            let (_, c, ph, pw) = p.dims4()?;
+            if (ph, pw) != (h, w) {
+                bail!("concatenated maps differ in size: {h}x{w} and {ph}x{pw}");
+            }
+            c_total += c;
+        }
+        if c_total != self.c_in {
+            bail!("conv expects {} input channels, the concatenation has {c_total}", self.c_in);
+        }
+        let parts = parts.iter().map(|p| p.contiguous()).collect::<candle_core::Result<Vec<_>>>()?;
+        let storages: Vec<_> = parts.iter().map(|p| p.storage_and_layout()).collect();
+        let mut slices = Vec::with_capacity(parts.len());
+        for (storage, layout) in &storages {
+            let Storage::Cpu(CpuStorage::F32(data)) = &**storage else { bail!("expected f32 CPU tensors") };
+            let Some((a, b)) = layout.contiguous_offsets() else { bail!("expected contiguous tensors") };
+            slices.push(&data[a..b]);
+        }
+        let out = kernels::conv1x1_cat(&slices, h * w, self.c_out, &self.w_cpu, &self.b_cpu, self.act, None);
+        drop(slices);
+        drop(storages);
+        Ok(Tensor::from_vec(out, (1, self.c_out, h, w), &Device::Cpu)?)
     }
 
     fn forward_reference(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
@@ -230,6 +271,28 @@ mod tests {
         assert_eq!(yr.dims(), yf.dims());
         let d = max_diff(&yr, &yf);
         assert!(d < 1e-4, "c{c_in}->{c_out} k{k} s{s} g{groups} {h}x{w}: max diff {d}");
+    }
+
+    #[test]
+    fn conv_over_parts_matches_conv_over_their_concatenation() {
+        let dev = Device::Cpu;
+        let parts: Vec<Tensor> = [16usize, 8, 24]
+            .iter()
+            .map(|&c| Tensor::rand(0f32, 1.0, (1, c, 13, 17), &dev).unwrap())
+            .collect();
+        let wt = Tensor::randn(0f32, 0.3, (40, 48, 1, 1), &dev).unwrap();
+        let bs = Tensor::randn(0f32, 0.5, 40, &dev).unwrap();
+        let refc = Conv::from_tensors(wt, bs, 1, 1, Act::Silu, ConvKernel::Reference).unwrap();
+        let fast = refc.with_kernel(ConvKernel::F32).unwrap();
+        let want = refc.forward(&Tensor::cat(&parts, 1).unwrap()).unwrap();
+        assert!(max_diff(&want, &fast.forward_cat(&parts).unwrap()) < 1e-4);
+        assert!(max_diff(&want, &refc.forward_cat(&parts).unwrap()) < 1e-6);
+        // Narrowed views (C2f's split of cv1's output) are read in place too.
+        let whole = Tensor::cat(&parts, 1).unwrap();
+        let views = [whole.narrow(1, 0, 20).unwrap(), whole.narrow(1, 20, 28).unwrap()];
+        assert!(max_diff(&want, &fast.forward_cat(&views).unwrap()) < 1e-4);
+        let err = fast.forward_cat(&parts[..2]).unwrap_err();
+        assert!(format!("{err:#}").contains("48 input channels"), "{err:#}");
     }
 
     #[test]

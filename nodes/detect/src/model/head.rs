@@ -3,11 +3,11 @@
 //! sigmoid class scores; anchors ordered P3, P4, P5, row-major within each level.
 
 use anyhow::{bail, Result};
-use candle_core::Tensor;
+use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 
 use super::conv::{Conv, ConvKernel, ConvSpec};
-use super::kernels::{fast_exp, sigmoid};
+use super::kernels::{dfl_expectation, sigmoid_into};
 
 pub const REG_MAX: usize = 16;
 
@@ -79,8 +79,8 @@ impl Detect {
                 s = c.forward(&s)?;
             }
             let stride = input_hw.0 as f32 / h as f32;
-            let b = b.flatten_all()?.to_vec1::<f32>()?;
-            let s = s.flatten_all()?.to_vec1::<f32>()?;
+            let b = b.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
+            let s = s.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
             total += h * w;
             levels.push((h, w, stride, b, s));
         }
@@ -88,23 +88,16 @@ impl Detect {
         let mut base = 0;
         for (h, w, stride, b, s) in &levels {
             let hw = h * w;
+            let mut dist = vec![0f32; 4 * hw];
+            for (side, d) in dist.chunks_exact_mut(hw).enumerate() {
+                dfl_expectation(&b[side * REG_MAX * hw..(side + 1) * REG_MAX * hw], hw, d);
+            }
             for y in 0..*h {
                 for x in 0..*w {
                     let p = y * w + x;
-                    let mut dist = [0f32; 4];
-                    for (side, d) in dist.iter_mut().enumerate() {
-                        let bins = |k: usize| b[(side * REG_MAX + k) * hw + p];
-                        let max = (0..REG_MAX).map(bins).fold(f32::NEG_INFINITY, f32::max);
-                        let (mut num, mut den) = (0f32, 0f32);
-                        for k in 0..REG_MAX {
-                            let e = fast_exp(bins(k) - max);
-                            num += e * k as f32;
-                            den += e;
-                        }
-                        *d = num / den;
-                    }
                     let (ax, ay) = (x as f32 + 0.5, y as f32 + 0.5);
-                    let (x1, y1, x2, y2) = (ax - dist[0], ay - dist[1], ax + dist[2], ay + dist[3]);
+                    let (x1, y1) = (ax - dist[p], ay - dist[hw + p]);
+                    let (x2, y2) = (ax + dist[2 * hw + p], ay + dist[3 * hw + p]);
                     let a = base + p;
                     out[a] = (x1 + x2) / 2.0 * stride;
                     out[total + a] = (y1 + y2) / 2.0 * stride;
@@ -114,9 +107,7 @@ impl Detect {
             }
             for c in 0..nc {
                 let dst = &mut out[(4 + c) * total + base..(4 + c) * total + base + hw];
-                for (d, v) in dst.iter_mut().zip(&s[c * hw..(c + 1) * hw]) {
-                    *d = sigmoid(*v);
-                }
+                sigmoid_into(&s[c * hw..(c + 1) * hw], dst);
             }
             base += hw;
         }

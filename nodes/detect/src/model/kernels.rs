@@ -121,6 +121,35 @@ dispatch_avx2!(softmax_rows, fn(data: &mut [f32], row_len: usize, scale: f32) {
     }
 });
 
+dispatch_avx2!(sigmoid_into, fn(src: &[f32], dst: &mut [f32]) {
+    for (d, v) in dst.iter_mut().zip(src) {
+        *d = sigmoid(*v);
+    }
+});
+
+// DFL: the expected bin of a softmax over `bins.len() / hw` bins stored bin-major ([bins, hw]),
+// for all `hw` anchors at once (anchors are the vector lanes, so nothing is reduced across lanes).
+dispatch_avx2!(dfl_expectation, fn(bins: &[f32], hw: usize, out: &mut [f32]) {
+    let nb = bins.len() / hw;
+    let mut max = vec![f32::NEG_INFINITY; hw];
+    for k in 0..nb {
+        for (m, v) in max.iter_mut().zip(&bins[k * hw..(k + 1) * hw]) {
+            *m = m.max(*v);
+        }
+    }
+    let mut den = vec![0f32; hw];
+    out.fill(0.0);
+    for k in 0..nb {
+        let kf = k as f32;
+        for (((o, d), m), v) in out.iter_mut().zip(den.iter_mut()).zip(&max).zip(&bins[k * hw..(k + 1) * hw]) {
+            let e = fast_exp(*v - *m);
+            *o += e * kf;
+            *d += e;
+        }
+    }
+    out.iter_mut().zip(&den).for_each(|(o, d)| *o /= *d);
+});
+
 /// Geometry of a 2-D convolution on one image (batch 1, NCHW).
 #[derive(Debug, Clone, Copy)]
 pub struct ConvGeom {
@@ -214,7 +243,8 @@ fn threads() -> usize {
     rayon::current_num_threads().max(1)
 }
 
-/// out[co, j] = sum_k w[co, k] * rhs[k, j]  for j in the tile, rhs given by pointer/row stride.
+/// out[co, j] (+)= sum_k w[co, k] * rhs[k, j]  for j in the tile, rhs given by pointer/row stride;
+/// with `accumulate` the product is added to what `dst` holds.
 ///
 /// # Safety
 /// `rhs` must be valid for `kdim` rows of `n` columns with row stride `rhs_rs`; `dst` for `m`
@@ -232,6 +262,7 @@ unsafe fn gemm_into(
     rhs: *const f32,
     rhs_rs: usize,
     rhs_cs: usize,
+    accumulate: bool,
     par: bool,
 ) {
     let parallelism = if par && threads() > 1 {
@@ -246,14 +277,14 @@ unsafe fn gemm_into(
         dst,
         1,
         dst_rs as isize,
-        false,
+        accumulate,
         lhs,
         lhs_cs as isize,
         lhs_rs as isize,
         rhs,
         rhs_cs as isize,
         rhs_rs as isize,
-        0.0,
+        if accumulate { 1.0 } else { 0.0 },
         1.0,
         false,
         false,
@@ -268,6 +299,39 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 unsafe impl Sync for SendPtr {}
 
+/// Output columns per task: the im2col block (kdim x tile) stays in L2 (~256 KiB of it), and
+/// there are at least two tiles per thread so both cores get work.
+fn column_tile(hw: usize, kdim: usize) -> usize {
+    let tile = ((256 * 1024 / 4) / kdim.max(1)).clamp(32, 1024) / 16 * 16;
+    let nt = threads();
+    if hw.div_ceil(tile) < 2 * nt {
+        hw.div_ceil(2 * nt).div_ceil(16) * 16
+    } else {
+        tile
+    }
+}
+
+/// Runs `run_tile(t, par)` over all column tiles: in parallel, or one tile with a parallel GEMM.
+fn for_each_tile(tiles: usize, run_tile: impl Fn(usize, bool) + Sync) {
+    if tiles == 1 {
+        run_tile(0, true);
+    } else {
+        (0..tiles).into_par_iter().for_each(|t| run_tile(t, false));
+    }
+}
+
+/// Bias, activation and residual on the output columns [j0, j1) of every channel.
+///
+/// # Safety
+/// `out` must hold `m` rows of `hw` values, and no other task may touch these columns.
+unsafe fn epilogue_tile(out: SendPtr, m: usize, hw: usize, j0: usize, j1: usize, bias: &[f32], act: Act, residual: Option<&[f32]>) {
+    for co in 0..m {
+        let row = std::slice::from_raw_parts_mut(out.0.add(co * hw + j0), j1 - j0);
+        let r = residual.map(|r| &r[co * hw + j0..co * hw + j1]);
+        epilogue_row(row, bias[co], act, r);
+    }
+}
+
 /// Dense (groups = 1) convolution with fused bias, activation and residual.
 /// `w` is [c_out, c_in*k*k] row-major, `x` is [c_in, h, w], result [c_out, oh*ow].
 pub fn conv_dense(
@@ -278,53 +342,81 @@ pub fn conv_dense(
     act: Act,
     residual: Option<&[f32]>,
 ) -> Vec<f32> {
+    if g.k == 1 && g.stride == 1 && g.pad == 0 {
+        return conv1x1_cat(&[x], g.h * g.w, g.c_out, w, bias, act, residual);
+    }
     let (oh, ow) = g.out_hw();
     let hw = oh * ow;
     let kdim = g.c_in * g.k * g.k;
     let m = g.c_out;
-    let mut out = vec![0f32; m * hw];
-    let direct = g.k == 1 && g.stride == 1 && g.pad == 0;
-    // Tile so that the im2col block (kdim x tile) stays in L2 (~256 KiB of it).
-    let mut tile = ((256 * 1024 / 4) / kdim.max(1)).clamp(32, 1024) / 16 * 16;
-    let nt = threads();
-    if hw.div_ceil(tile) < 2 * nt {
-        tile = hw.div_ceil(2 * nt).div_ceil(16) * 16;
-    }
-    let tiles = hw.div_ceil(tile);
+    let mut out = Vec::with_capacity(m * hw);
+    let tile = column_tile(hw, kdim);
     let outp = SendPtr(out.as_mut_ptr());
-    let run_tile = |t: usize, par: bool| {
+    for_each_tile(hw.div_ceil(tile), |t, par| {
         let j0 = t * tile;
         let j1 = (j0 + tile).min(hw);
         let n = j1 - j0;
         let outp = outp;
-        if direct {
-            unsafe {
-                gemm_into(m, n, kdim, outp.0.add(j0), hw, w.as_ptr(), kdim, 1, x.as_ptr().add(j0), hw, 1, par);
+        COL.with(|c| {
+            let mut col = c.borrow_mut();
+            if col.len() < kdim * n {
+                col.resize(kdim * n, 0.0);
             }
-        } else {
-            COL.with(|c| {
-                let mut col = c.borrow_mut();
-                if col.len() < kdim * n {
-                    col.resize(kdim * n, 0.0);
-                }
-                im2col_tile(x, g, j0, j1, &mut col[..kdim * n]);
-                unsafe {
-                    gemm_into(m, n, kdim, outp.0.add(j0), hw, w.as_ptr(), kdim, 1, col.as_ptr(), n, 1, par);
-                }
-            });
+            im2col_tile(x, g, j0, j1, &mut col[..kdim * n]);
+            // SAFETY: the tile's columns of `out` are written by this task only.
+            unsafe {
+                gemm_into(m, n, kdim, outp.0.add(j0), hw, w.as_ptr(), kdim, 1, col.as_ptr(), n, 1, false, par);
+            }
+        });
+        // SAFETY: as above; the GEMM (read_dst = false) has written every value of the tile.
+        unsafe { epilogue_tile(outp, m, hw, j0, j1, bias, act, residual) };
+    });
+    // SAFETY: the tiles cover all hw columns of all m rows, each written by its GEMM.
+    unsafe { out.set_len(m * hw) };
+    out
+}
+
+/// A 1x1 convolution over the channel concatenation of `parts` (each [c_i, hw], sum c_i =
+/// c_in), without building the concatenation: one accumulating GEMM per part against its slice
+/// of the weight columns. `w` is [c_out, c_in] row-major.
+pub fn conv1x1_cat(
+    parts: &[&[f32]],
+    hw: usize,
+    c_out: usize,
+    w: &[f32],
+    bias: &[f32],
+    act: Act,
+    residual: Option<&[f32]>,
+) -> Vec<f32> {
+    let c_in = w.len() / c_out.max(1);
+    // Hard checks: the GEMMs below read through raw pointers sized by these.
+    assert!(!parts.is_empty() && hw > 0, "conv1x1_cat: no input");
+    assert!(parts.iter().all(|p| p.len() % hw == 0), "conv1x1_cat: a part is not [c, hw]");
+    assert_eq!(parts.iter().map(|p| p.len() / hw).sum::<usize>(), c_in, "conv1x1_cat: channels");
+    assert!(bias.len() >= c_out && residual.is_none_or(|r| r.len() >= c_out * hw), "conv1x1_cat: bias/residual");
+    // Not zeroed: the first part's GEMM (read_dst = false) writes every value.
+    let mut out = Vec::with_capacity(c_out * hw);
+    let tile = column_tile(hw, c_in);
+    let outp = SendPtr(out.as_mut_ptr());
+    for_each_tile(hw.div_ceil(tile), |t, par| {
+        let j0 = t * tile;
+        let j1 = (j0 + tile).min(hw);
+        let outp = outp;
+        let mut k0 = 0;
+        for (i, x) in parts.iter().enumerate() {
+            let kp = x.len() / hw;
+            // SAFETY: the tile's columns of `out` are written by this task only; `x` holds kp
+            // rows of hw values and `w` c_out rows of c_in.
+            unsafe {
+                gemm_into(c_out, j1 - j0, kp, outp.0.add(j0), hw, w.as_ptr().add(k0), c_in, 1, x.as_ptr().add(j0), hw, 1, i > 0, par);
+            }
+            k0 += kp;
         }
-        for co in 0..m {
-            // SAFETY: tiles cover disjoint column ranges of each output row.
-            let row = unsafe { std::slice::from_raw_parts_mut(outp.0.add(co * hw + j0), n) };
-            let r = residual.map(|r| &r[co * hw + j0..co * hw + j1]);
-            epilogue_row(row, bias[co], act, r);
-        }
-    };
-    if tiles == 1 {
-        run_tile(0, true);
-    } else {
-        (0..tiles).into_par_iter().for_each(|t| run_tile(t, false));
-    }
+        // SAFETY: as above, and the first GEMM has written every value of the tile.
+        unsafe { epilogue_tile(outp, c_out, hw, j0, j1, bias, act, residual) };
+    });
+    // SAFETY: the tiles cover all hw columns of all c_out rows.
+    unsafe { out.set_len(c_out * hw) };
     out
 }
 
@@ -359,6 +451,55 @@ dispatch_avx2!(dw_channel, fn(plane: &[f32], g: &ConvGeom, wk: &[f32], bias: f32
     epilogue_row(out, 0.0, act, residual);
 });
 
+/// Output columns one register block of the stride-1 depthwise kernel covers (two 8-wide vectors).
+const DW_LANES: usize = 16;
+
+thread_local! {
+    static DW_PAD: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+// Stride-1 depthwise conv of one channel: the plane is copied once into a zero-bordered buffer,
+// then two output rows x 16 columns accumulate in registers over all k*k taps (four independent
+// FMA chains, no edge cases in the loop), instead of one short, tail-heavy pass per tap.
+dispatch_avx2!(dw_channel_s1, fn(plane: &[f32], g: &ConvGeom, wk: &[f32], bias: f32, act: Act, residual: Option<&[f32]>, out: &mut [f32], pad: &mut Vec<f32>) {
+    let (oh, ow) = g.out_hw();
+    let (k, p) = (g.k, g.pad);
+    let owc = ow.div_ceil(DW_LANES) * DW_LANES;
+    let pw = (g.w + 2 * p).max(owc + k - 1);
+    // One spare zero row so the second row of the last pair can be computed (and discarded).
+    let ph = (g.h + 2 * p).max(oh + k);
+    pad.clear();
+    pad.resize(pw * ph, 0.0);
+    for y in 0..g.h {
+        pad[(y + p) * pw + p..(y + p) * pw + p + g.w].copy_from_slice(&plane[y * g.w..(y + 1) * g.w]);
+    }
+    for oy in (0..oh).step_by(2) {
+        for ox0 in (0..owc).step_by(DW_LANES) {
+            let mut a0 = [bias; DW_LANES];
+            let mut a1 = [bias; DW_LANES];
+            for ky in 0..k {
+                let r0 = &pad[(oy + ky) * pw + ox0..(oy + ky) * pw + ox0 + DW_LANES + k - 1];
+                let r1 = &pad[(oy + 1 + ky) * pw + ox0..(oy + 1 + ky) * pw + ox0 + DW_LANES + k - 1];
+                for kx in 0..k {
+                    let wv = wk[ky * k + kx];
+                    for (a, v) in a0.iter_mut().zip(&r0[kx..kx + DW_LANES]) {
+                        *a += wv * *v;
+                    }
+                    for (a, v) in a1.iter_mut().zip(&r1[kx..kx + DW_LANES]) {
+                        *a += wv * *v;
+                    }
+                }
+            }
+            let n = DW_LANES.min(ow - ox0.min(ow));
+            out[oy * ow + ox0..oy * ow + ox0 + n].copy_from_slice(&a0[..n]);
+            if oy + 1 < oh {
+                out[(oy + 1) * ow + ox0..(oy + 1) * ow + ox0 + n].copy_from_slice(&a1[..n]);
+            }
+        }
+    }
+    epilogue_row(out, 0.0, act, residual);
+});
+
 /// Depthwise convolution (groups = c_in = c_out), `w` is [c, k*k].
 pub fn conv_depthwise(
     x: &[f32],
@@ -375,7 +516,11 @@ pub fn conv_depthwise(
     out.par_chunks_mut(hw).enumerate().for_each(|(c, o)| {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         let r = residual.map(|r| &r[c * hw..(c + 1) * hw]);
-        dw_channel(plane, g, &w[c * kk..(c + 1) * kk], bias[c], act, r, o);
+        if g.stride == 1 {
+            DW_PAD.with(|pad| dw_channel_s1(plane, g, &w[c * kk..(c + 1) * kk], bias[c], act, r, o, &mut pad.borrow_mut()));
+        } else {
+            dw_channel(plane, g, &w[c * kk..(c + 1) * kk], bias[c], act, r, o);
+        }
     });
     out
 }
@@ -403,19 +548,25 @@ pub fn area_attention(qkv: &[f32], c: usize, n: usize, heads: usize, area: usize
         let k = &qkv[(h * 3 * d + d) * n + a * na..];
         let vv = &qkv[(h * 3 * d + 2 * d) * n + a * na..];
         let outp = outp;
+        // Rows of S in blocks that stay in L2 (a whole 400x400 S is 640 KB).
+        let rb = (32 * 1024 / na).clamp(8, na);
         COL.with(|cbuf| {
             let mut s = cbuf.borrow_mut();
-            if s.len() < na * na {
-                s.resize(na * na, 0.0);
+            if s.len() < rb * na {
+                s.resize(rb * na, 0.0);
             }
-            unsafe {
-                // S[i, j] = sum_t q[t, i] * k[t, j]   (q^T k), i, j tokens of the area
-                gemm_into(na, na, d, s.as_mut_ptr(), na, q.as_ptr(), 1, n, k.as_ptr(), n, 1, par_inner);
-            }
-            softmax_rows(&mut s[..na * na], na, scale);
-            unsafe {
-                // O[t, i] = sum_j v[t, j] * S[i, j]
-                gemm_into(d, na, na, outp.0.add(h * d * n + a * na), n, vv.as_ptr(), n, 1, s.as_ptr(), 1, na, par_inner);
+            for i0 in (0..na).step_by(rb) {
+                let m = rb.min(na - i0);
+                unsafe {
+                    // S[i, j] = sum_t q[t, i] * k[t, j]   (q^T k), i in the block, j all tokens of the area
+                    gemm_into(m, na, d, s.as_mut_ptr(), na, q.as_ptr().add(i0), 1, n, k.as_ptr(), n, 1, false, par_inner);
+                }
+                softmax_rows(&mut s[..m * na], na, scale);
+                unsafe {
+                    // O[t, i] = sum_j v[t, j] * S[i, j]
+                    let dst = outp.0.add(h * d * n + a * na + i0);
+                    gemm_into(d, m, na, dst, n, vv.as_ptr(), n, 1, s.as_ptr(), 1, na, false, par_inner);
+                }
             }
         });
     };

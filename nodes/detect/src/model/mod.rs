@@ -163,21 +163,47 @@ pub struct YoloModel {
     keep: Vec<bool>,
     arch: Arch,
     num_classes: usize,
+    /// Weights and activations (f32 on CPU, f16 on CUDA); the output is always f32.
+    dtype: DType,
     profile: bool,
 }
 
 impl YoloModel {
-    /// Loads `model.safetensors` (as written by `perch model import`).
+    /// Loads `model.safetensors` (as written by `perch model import`) in the device's precision:
+    /// f16 on CUDA (half the memory traffic, tensor cores), f32 on the CPU (no fast f16 math there).
     pub fn load(weights: &Path, arch: Arch, scale: Scale, num_classes: usize, device: &Device) -> Result<YoloModel> {
+        Self::load_as(weights, arch, scale, num_classes, device, Self::dtype_for(device))
+    }
+
+    /// The precision [`YoloModel::load`] picks for a device.
+    pub fn dtype_for(device: &Device) -> DType {
+        if device.is_cpu() {
+            DType::F32
+        } else {
+            DType::F16
+        }
+    }
+
+    /// Loads in an explicit precision. F16 runs Candle's device-agnostic reference ops (what CUDA
+    /// runs), so the f16 path can be tested on the CPU too.
+    pub fn load_as(weights: &Path, arch: Arch, scale: Scale, num_classes: usize, device: &Device, dtype: DType) -> Result<YoloModel> {
+        if !matches!(dtype, DType::F32 | DType::F16) {
+            bail!("model precision {dtype:?} is not supported (f32 and f16 are)");
+        }
         // SAFETY: the file is memory-mapped read-only; perch does not modify model files while running.
-        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], DType::F32, device) }
+        let vb = unsafe { VarBuilder::from_mmaped_safetensors(&[weights], dtype, device) }
             .with_context(|| format!("reading weights {}", weights.display()))?;
-        Self::from_varbuilder(vb, arch, scale, num_classes, ConvKernel::for_device(device))
+        let kern = if dtype == DType::F32 { ConvKernel::for_device(device) } else { ConvKernel::Reference };
+        Self::from_varbuilder(vb, arch, scale, num_classes, kern)
             .with_context(|| format!("loading {arch:?}-{scale:?} ({num_classes} classes) from {}", weights.display()))
     }
 
     /// Builds the model from any VarBuilder (weights under `model.<i>.`), with an explicit conv kernel.
     pub fn from_varbuilder(vb: VarBuilder, arch: Arch, scale: Scale, nc: usize, kern: ConvKernel) -> Result<YoloModel> {
+        let dtype = vb.dtype();
+        if kern == ConvKernel::F32 && dtype != DType::F32 {
+            bail!("the fused f32 conv kernels need f32 weights, got {dtype:?} (use ConvKernel::Reference)");
+        }
         if kern == ConvKernel::F32 {
             heap::keep_freed_memory();
         }
@@ -245,7 +271,7 @@ impl YoloModel {
             }
         }
         let profile = std::env::var_os("PERCH_PROFILE_LAYERS").is_some();
-        Ok(YoloModel { layers, keep, arch, num_classes: nc, profile })
+        Ok(YoloModel { layers, keep, arch, num_classes: nc, dtype, profile })
     }
 
     pub fn arch(&self) -> Arch {
@@ -254,6 +280,10 @@ impl YoloModel {
 
     pub fn num_classes(&self) -> usize {
         self.num_classes
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
     }
 
     /// Runs the network. `input`: [1, 3, H, W] f32 0..1 with H, W multiples of 32.
@@ -266,10 +296,15 @@ impl YoloModel {
         if h % 32 != 0 || w % 32 != 0 || h == 0 || w == 0 {
             bail!("model input height and width must be multiples of 32, got {h}x{w}");
         }
-        let mut saved: Vec<Option<Tensor>> = vec![None; self.layers.len()];
-        let mut x = input.clone();
+        // A layer's output is a list of maps whose channel concatenation it stands for: a Concat
+        // only lists its inputs, and the next block's 1x1 conv reads them in place.
+        let mut saved: Vec<Option<Vec<Tensor>>> = vec![None; self.layers.len()];
+        let mut x = vec![input.to_dtype(self.dtype)?];
+        let one = |parts: Vec<Tensor>| -> Result<Tensor> {
+            Ok(if parts.len() == 1 { parts.into_iter().next().context("no map")? } else { Tensor::cat(&parts, 1)? })
+        };
         for (i, layer) in self.layers.iter().enumerate() {
-            let get = |f: i32| -> Result<Tensor> {
+            let get = |f: i32| -> Result<Vec<Tensor>> {
                 if f < 0 {
                     Ok(x.clone())
                 } else {
@@ -278,18 +313,21 @@ impl YoloModel {
             };
             let t0 = self.profile.then(std::time::Instant::now);
             x = match &layer.module {
-                Module::Conv(m) => m.forward(&x)?,
-                Module::C2f(m) => m.forward(&x)?,
-                Module::A2C2f(m) => m.forward(&x)?,
-                Module::Sppf(m) => m.forward(&x)?,
-                Module::Upsample => upsample2(&x)?,
+                Module::Conv(m) => vec![m.forward_cat(&x)?],
+                Module::C2f(m) => vec![m.forward_cat(&x)?],
+                Module::A2C2f(m) => vec![m.forward_cat(&x)?],
+                Module::Sppf(m) => vec![m.forward(&one(x)?)?],
+                Module::Upsample => vec![upsample2(&one(x)?)?],
                 Module::Concat => {
-                    let xs = layer.from.iter().map(|&f| get(f)).collect::<Result<Vec<_>>>()?;
-                    Tensor::cat(&xs, 1)?
+                    let mut parts = Vec::new();
+                    for &f in &layer.from {
+                        parts.extend(get(f)?);
+                    }
+                    parts
                 }
                 Module::Detect(m) => {
-                    let xs = layer.from.iter().map(|&f| get(f)).collect::<Result<Vec<_>>>()?;
-                    m.forward(&xs, (h, w))?
+                    let xs = layer.from.iter().map(|&f| one(get(f)?)).collect::<Result<Vec<_>>>()?;
+                    vec![m.forward(&xs, (h, w))?]
                 }
             };
             if let Some(t0) = t0 {
@@ -299,7 +337,7 @@ impl YoloModel {
                 saved[i] = Some(x.clone());
             }
         }
-        Ok(x)
+        one(x)
     }
 }
 
