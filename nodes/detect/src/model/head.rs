@@ -5,6 +5,7 @@
 use anyhow::{bail, Result};
 use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
+use rayon::prelude::*;
 
 use super::conv::{Conv, ConvKernel, ConvSpec};
 use super::kernels::{dfl_expectation, sigmoid_into};
@@ -68,19 +69,33 @@ impl Detect {
         let nc = self.nc;
         let mut levels = Vec::with_capacity(feats.len());
         let mut total = 0;
-        for (i, f) in feats.iter().enumerate() {
+        // The six branch chains (box and class, three levels) are independent. On the CPU they run
+        // as parallel tasks: the P4/P5 maps are too small to split one conv over both cores well.
+        let chain = |convs: &[Conv], f: &Tensor| -> Result<Vec<f32>> {
+            let mut x = f.clone();
+            for c in convs {
+                x = c.forward(&x)?;
+            }
+            Ok(x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+        };
+        let level = |i: usize| -> Result<(Vec<f32>, Vec<f32>)> {
+            let f = &feats[i];
+            if f.device().is_cpu() {
+                let (b, s) = rayon::join(|| chain(&self.box_branch[i], f), || chain(&self.cls_branch[i], f));
+                Ok((b?, s?))
+            } else {
+                Ok((chain(&self.box_branch[i], f)?, chain(&self.cls_branch[i], f)?))
+            }
+        };
+        let outs: Vec<Result<(Vec<f32>, Vec<f32>)>> = if feats.iter().all(|f| f.device().is_cpu()) {
+            (0..feats.len()).into_par_iter().map(level).collect()
+        } else {
+            (0..feats.len()).map(level).collect()
+        };
+        for (f, o) in feats.iter().zip(outs) {
             let (_, _, h, w) = f.dims4()?;
-            let mut b = f.clone();
-            for c in &self.box_branch[i] {
-                b = c.forward(&b)?;
-            }
-            let mut s = f.clone();
-            for c in &self.cls_branch[i] {
-                s = c.forward(&s)?;
-            }
+            let (b, s) = o?;
             let stride = input_hw.0 as f32 / h as f32;
-            let b = b.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
-            let s = s.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?;
             total += h * w;
             levels.push((h, w, stride, b, s));
         }
