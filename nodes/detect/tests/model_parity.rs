@@ -30,6 +30,14 @@ fn weights(rel: &str, how: &str) -> Option<PathBuf> {
     None
 }
 
+/// The fetched YOLOv8n (nudenet 320n) fixture, imported by perch.
+fn yolov8n_fixture() -> Option<PathBuf> {
+    weights(
+        ".cache/fixtures/nudenet-320n/model.safetensors",
+        "run nodes/detect/scripts/fetch-fixtures.sh nudenet, then `perch model import` it",
+    )
+}
+
 /// The committed letterboxed input as [1, 3, H, W] f32 0..1.
 fn input(name: &str) -> Tensor {
     let img = image::open(golden_dir().join(format!("{name}_input.png"))).unwrap().to_rgb8();
@@ -98,12 +106,7 @@ fn yolov12n_matches_onnxruntime_at_640() {
 
 #[test]
 fn yolov8n_nudenet_matches_onnxruntime_at_320() {
-    let Some(w) = weights(
-        ".cache/fixtures/nudenet-320n/model.safetensors",
-        "run nodes/detect/scripts/fetch-fixtures.sh nudenet, then `perch model import` it",
-    ) else {
-        return;
-    };
+    let Some(w) = yolov8n_fixture() else { return };
     check("vtest_000001_nudenet320n_320", &w, Arch::Yolov8, Scale::N, 18);
 }
 
@@ -130,12 +133,7 @@ fn yolov12n_f16_matches_onnxruntime_within_f16_precision() {
 
 #[test]
 fn yolov8n_f16_matches_onnxruntime_within_f16_precision() {
-    let Some(w) = weights(
-        ".cache/fixtures/nudenet-320n/model.safetensors",
-        "run nodes/detect/scripts/fetch-fixtures.sh nudenet, then `perch model import` it",
-    ) else {
-        return;
-    };
+    let Some(w) = yolov8n_fixture() else { return };
     check_f16("vtest_000001_nudenet320n_320", &w, Arch::Yolov8, Scale::N, 18, 3e-2, 1e-2);
 }
 
