@@ -1,4 +1,5 @@
 //! Steady state allocates nothing per frame: a counting global allocator watches a whole run.
+//! (Found under load: crossbeam-channel's waker lists allocate once, lazily; see the assertion.)
 
 mod common;
 
@@ -89,5 +90,17 @@ fn steady_state_allocates_nothing_per_frame() {
     assert_eq!(report.frames.published, FRAMES);
     assert_eq!(report.pool.misses, 0, "every frame buffer came from the pool");
     let allocs = at_end.load(Ordering::SeqCst) - at_start.load(Ordering::SeqCst);
-    assert_eq!(allocs, 0, "{allocs} heap allocations during {} steady-state frames", WINDOW.1 - WINDOW.0);
+    // Allocations that are not per frame: crossbeam-channel allocates lazily the first time a
+    // thread blocks on a queue: the thread's parking context (an Arc, once per thread) and the
+    // queue's list of waiting senders or receivers (a Vec whose capacity is then kept, once per
+    // list, two lists per queue). Idle, that happens before the window; on a loaded machine (CI)
+    // the first block can fall inside it (seen: up to 9, all traced to crossbeam's `Context::with`).
+    // A per-frame allocation would show up ~1,500 times.
+    let (threads, queues) = (1 + 3 + 1, 3 + 1);
+    let one_time = threads + 2 * queues;
+    assert!(
+        allocs <= one_time,
+        "{allocs} heap allocations during {} steady-state frames (at most {one_time} one-time crossbeam allocations allowed)",
+        WINDOW.1 - WINDOW.0,
+    );
 }
