@@ -306,5 +306,8 @@ mod tests {
         check(80, 80, 3, 1, 80, 40, 40, Act::Silu, false);
         check(8, 8, 3, 2, 8, 17, 18, Act::Silu, false);
         check(5, 7, 5, 1, 1, 9, 6, Act::Silu, false);
+        // Maps of a few pixels run as a single tile (P5 at tiny input sizes).
+        check(16, 24, 3, 1, 1, 3, 3, Act::Silu, true);
+        check(16, 24, 1, 1, 1, 2, 2, Act::None, false);
     }
 }

@@ -311,10 +311,12 @@ fn column_tile(hw: usize, kdim: usize) -> usize {
     }
 }
 
-/// Runs `run_tile(t, par)` over all column tiles: in parallel, or one tile with a parallel GEMM.
+/// Runs `run_tile(t, par)` over all column tiles in parallel. A single tile (maps of a few
+/// pixels) runs its GEMM serially: a parallel GEMM would wait inside rayon while this thread
+/// holds its column buffer, and a stolen task borrowing the same buffer would panic.
 fn for_each_tile(tiles: usize, run_tile: impl Fn(usize, bool) + Sync) {
     if tiles == 1 {
-        run_tile(0, true);
+        run_tile(0, false);
     } else {
         (0..tiles).into_par_iter().for_each(|t| run_tile(t, false));
     }
