@@ -5,7 +5,7 @@ use anyhow::{bail, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 
-use super::conv::{with_cpu_data, Conv, ConvKernel, ConvSpec};
+use super::conv::{on_fused_path, with_cpu_data, Conv, ConvKernel, ConvSpec};
 use super::kernels;
 
 /// Ultralytics `Conv`: conv + (folded BN) + SiLU, weights under `<prefix>.conv.*`.
@@ -173,7 +173,7 @@ impl Sppf {
     }
 
     fn pool(&self, x: &Tensor) -> Result<Tensor> {
-        if x.device().is_cpu() && x.dtype() == DType::F32 {
+        if on_fused_path(x) {
             let (_, c, h, w) = x.dims4()?;
             let x = x.contiguous()?;
             let out = with_cpu_data(&x, |d| kernels::maxpool_same(d, c, h, w, self.k))?;
@@ -227,7 +227,7 @@ impl AAttn {
             bail!("area attention: {h}x{w} = {n} positions do not split into {area} areas (use an input size that is a multiple of 32)");
         }
         let qkv = self.qkv.forward(x)?;
-        let (o, v) = if qkv.device().is_cpu() && qkv.dtype() == DType::F32 {
+        let (o, v) = if on_fused_path(&qkv) {
             let qkv = qkv.contiguous()?;
             let (o, v) = with_cpu_data(&qkv, |d| kernels::area_attention(d, c, n, self.heads, area))?;
             (Tensor::from_vec(o, (1, c, h, w), &Device::Cpu)?, Tensor::from_vec(v, (1, c, h, w), &Device::Cpu)?)

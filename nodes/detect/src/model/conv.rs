@@ -79,13 +79,28 @@ fn tensor_f32_vec(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
 }
 
+/// Whether the hand-written CPU kernels can read `t` (an f32 tensor in host memory); anything
+/// else (CUDA, the f16 path) goes through Candle's ops.
+pub(crate) fn on_fused_path(t: &Tensor) -> bool {
+    t.device().is_cpu() && t.dtype() == DType::F32
+}
+
 /// Borrows the f32 data of a contiguous CPU tensor.
 pub(crate) fn with_cpu_data<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Result<R> {
-    let (storage, layout) = t.storage_and_layout();
-    let Storage::Cpu(cpu) = &*storage else { bail!("expected a CPU tensor") };
-    let CpuStorage::F32(data) = cpu else { bail!("expected an f32 tensor, got {:?}", t.dtype()) };
-    let Some((a, b)) = layout.contiguous_offsets() else { bail!("expected a contiguous tensor") };
-    Ok(f(&data[a..b]))
+    with_cpu_slices(std::slice::from_ref(t), |s| f(s[0]))
+}
+
+/// Borrows the f32 data of several contiguous CPU tensors at once.
+pub(crate) fn with_cpu_slices<R>(ts: &[Tensor], f: impl FnOnce(&[&[f32]]) -> R) -> Result<R> {
+    let storages: Vec<_> = ts.iter().map(|t| t.storage_and_layout()).collect();
+    let mut slices = Vec::with_capacity(ts.len());
+    for ((storage, layout), t) in storages.iter().zip(ts) {
+        let Storage::Cpu(cpu) = &**storage else { bail!("expected a CPU tensor") };
+        let CpuStorage::F32(data) = cpu else { bail!("expected an f32 tensor, got {:?}", t.dtype()) };
+        let Some((a, b)) = layout.contiguous_offsets() else { bail!("expected a contiguous tensor") };
+        slices.push(&data[a..b]);
+    }
+    Ok(f(&slices))
 }
 
 impl Conv {
@@ -163,7 +178,7 @@ impl Conv {
             bail!("conv expects {} input channels, got {c}", self.c_in);
         }
         match self.kernel {
-            ConvKernel::F32 if b == 1 && x.device().is_cpu() && x.dtype() == DType::F32 => self.forward_f32(x, residual, h, w),
+            ConvKernel::F32 if b == 1 && on_fused_path(x) => self.forward_f32(x, residual, h, w),
             _ => self.forward_reference(x, residual),
         }
     }
@@ -179,7 +194,7 @@ impl Conv {
             && self.k == 1
             && self.stride == 1
             && self.groups == 1
-            && parts.iter().all(|p| p.device().is_cpu() && p.dtype() == DType::F32 && p.dim(0).ok() == Some(1));
+            && parts.iter().all(|p| on_fused_path(p) && p.dim(0).ok() == Some(1));
         if !fused {
             return self.forward(&Tensor::cat(parts, 1)?);
         }
@@ -196,16 +211,9 @@ impl Conv {
             bail!("conv expects {} input channels, the concatenation has {c_total}", self.c_in);
         }
         let parts = parts.iter().map(|p| p.contiguous()).collect::<candle_core::Result<Vec<_>>>()?;
-        let storages: Vec<_> = parts.iter().map(|p| p.storage_and_layout()).collect();
-        let mut slices = Vec::with_capacity(parts.len());
-        for (storage, layout) in &storages {
-            let Storage::Cpu(CpuStorage::F32(data)) = &**storage else { bail!("expected f32 CPU tensors") };
-            let Some((a, b)) = layout.contiguous_offsets() else { bail!("expected contiguous tensors") };
-            slices.push(&data[a..b]);
-        }
-        let out = kernels::conv1x1_cat(&slices, h * w, self.c_out, &self.w_cpu, &self.b_cpu, self.act, None);
-        drop(slices);
-        drop(storages);
+        let out = with_cpu_slices(&parts, |slices| {
+            kernels::conv1x1_cat(slices, h * w, self.c_out, &self.w_cpu, &self.b_cpu, self.act, None)
+        })?;
         Ok(Tensor::from_vec(out, (1, self.c_out, h, w), &Device::Cpu)?)
     }
 
