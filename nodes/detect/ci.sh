@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI for the detect stage (run from the repo root): venv, fetched reference models, tests.
-# With PERCH_REQUIRE_FIXTURES=1 (as .ci/run sets it) tests that need a fetched fixture fail
-# instead of skipping when it is missing.
+# Tests that need a fetched fixture fail instead of skipping when it is missing
+# (PERCH_REQUIRE_FIXTURES=1, the default here and in .ci/run; perch_pipeline::fixtures).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -22,4 +22,4 @@ fi
 "$PERCH_BIN" model import .cache/fixtures/nudenet/320n.onnx -o .cache/fixtures/nudenet-320n --force
 
 echo "== detect: tests"
-PERCH_REQUIRE_FIXTURES="${PERCH_REQUIRE_FIXTURES:-0}" cargo test "${CARGO_FLAGS[@]}" -p perch-detect
+PERCH_REQUIRE_FIXTURES="${PERCH_REQUIRE_FIXTURES:-1}" cargo test "${CARGO_FLAGS[@]}" -p perch-detect

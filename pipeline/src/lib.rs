@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod delay;
+pub mod fixtures;
 pub mod frame;
 pub mod ledger;
 pub mod letterbox;

@@ -1,11 +1,4 @@
-//! perch's detect stage: native YOLO (YOLOv8, YOLOv12) in Candle on weights imported
-//! from Ultralytics ONNX exports, with decode + class-aware NMS on plain slices.
-//!
-//! * [`DetectStage`] / [`DetectConfig`]: the pipeline stage (`frame.tensor` → `frame.detections`).
-//! * [`Detector`]: the same engine outside the pipeline (CLI, benchmarks, tests).
-//! * [`import::import_onnx`]: `perch model import` (ONNX → `model.safetensors` + `model.json`).
-//! * [`predict`] and [`bench`]: what `perch detect` and `perch bench detect` run (the binary owns
-//!   their command lines).
+#![doc = include_str!("../README.md")]
 
 pub mod bench;
 pub mod config;
