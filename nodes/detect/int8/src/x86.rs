@@ -326,3 +326,83 @@ unsafe fn micro512<const NB: usize>(panel: *const u8, w: *const u8, ws: usize, k
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Depthwise
+
+pub(crate) fn dw_kernel() -> crate::depthwise::DwKernel {
+    crate::depthwise::DwKernel { channel: dw_channel_avx2, epilogue: epilogue_avx2 }
+}
+
+/// 16 padded-plane bytes for output columns ox0..ox0+16 of tap column kx, as i16: stride 1
+/// zero-extends 16 consecutive bytes, stride 2 keeps the even bytes of 32 (the low byte of each
+/// 16-bit word).
+///
+/// # Safety
+/// The row holds the bytes read; the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn dw_load<const S: usize>(row: *const u8) -> __m256i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if S == 1 {
+            _mm256_cvtepu8_epi16(_mm_loadu_si128(row as *const __m128i))
+        } else {
+            _mm256_and_si256(_mm256_loadu_si256(row as *const __m256i), _mm256_set1_epi16(0xff))
+        }
+    }
+}
+
+/// # Safety
+/// As `depthwise::DwChannel`; the CPU has AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn dw_channel_avx2(pad: &[u8], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if s == 1 {
+            dw_rows::<1>(pad, pw, w, k, oh, owp, acc)
+        } else {
+            dw_rows::<2>(pad, pw, w, k, oh, owp, acc)
+        }
+    }
+}
+
+/// Taps in pairs (t, t+1) in row-major tap order: the two taps' inputs interleaved as i16 pairs
+/// (`vpunpcklwd`/`vpunpckhwd`) and multiplied with the weight pair by `vpmaddwd` (u8 x s8
+/// products, |255 * 127 * 2| < 2^31: exact); a missing last tap has weight 0.
+///
+/// # Safety
+/// As `dw_channel_avx2` with stride S.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn dw_rows<const S: usize>(pad: &[u8], pw: usize, w: &[i16], k: usize, oh: usize, owp: usize, acc: &mut [i32]) {
+    let kk = k * k;
+    let base = pad.as_ptr();
+    // SAFETY: every read stays inside `pad` (`padded_width` leaves room for the last block's
+    // 16 or 32-byte loads); weights are read in pairs from a row of dw_stride(kk) >= kk + 1
+    // values; acc holds oh * owp values.
+    unsafe {
+        for oy in 0..oh {
+            for ox0 in (0..owp).step_by(16) {
+                let mut lo = _mm256_setzero_si256();
+                let mut hi = _mm256_setzero_si256();
+                let mut t = 0;
+                while t < kk {
+                    let (ky0, kx0) = (t / k, t % k);
+                    let t1 = if t + 1 < kk { t + 1 } else { t };
+                    let (ky1, kx1) = (t1 / k, t1 % k);
+                    let a = dw_load::<S>(base.add((oy * S + ky0) * pw + ox0 * S + kx0));
+                    let b = dw_load::<S>(base.add((oy * S + ky1) * pw + ox0 * S + kx1));
+                    let wp = _mm256_set1_epi32((w.as_ptr().add(t) as *const i32).read_unaligned());
+                    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wp));
+                    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wp));
+                    t += 2;
+                }
+                // lo = columns [0..4 | 8..12], hi = [4..8 | 12..16].
+                let dst = acc.as_mut_ptr().add(oy * owp + ox0);
+                _mm256_storeu_si256(dst as *mut __m256i, _mm256_permute2x128_si256::<0x20>(lo, hi));
+                _mm256_storeu_si256(dst.add(8) as *mut __m256i, _mm256_permute2x128_si256::<0x31>(lo, hi));
+            }
+        }
+    }
+}
