@@ -253,7 +253,8 @@ impl Variant {
 
 /// Variants whose kernels are written (the SIMD kernels land behind this same API).
 fn simd_ready(v: Variant) -> bool {
-    matches!(v, Variant::Scalar | Variant::Avx2 | Variant::Avx2Madd7 | Variant::AvxVnni | Variant::Avx512Vnni)
+    let _ = v;
+    true
 }
 
 /// The kernel family this CPU runs (for `perch info` and bench reports): "avx512_vnni",
