@@ -23,7 +23,7 @@ pub(crate) fn dense_kernel(v: Variant) -> Kernel {
         Variant::NeonDotprod => micro_sdot,
         _ => unreachable!("not an aarch64 variant"),
     };
-    Kernel { micro, nb_max: 1, wide_weights: false, raw: RawSum::S8, epilogue: epilogue_neon, interleave: interleave_neon }
+    Kernel { micro, nb_max: 1, wide_weights: false, raw: RawSum::S8, epilogue: epilogue_neon, interleave: interleave_neon, gather: gather_neon }
 }
 
 pub(crate) fn dw_kernel() -> crate::depthwise::DwKernel {
@@ -167,6 +167,46 @@ unsafe fn interleave_neon(rows: [*const u8; 4], dst: *mut u8, flip: u8) {
             veorq_u8(vld1q_u8(rows[3]), f),
         );
         vst4q_u8(dst, v);
+    }
+}
+
+/// `MASK[16 - n..]` starts with n bytes 0xff: the first n lanes of a block from the first piece.
+static MASK: [u8; 32] = {
+    let mut m = [0u8; 32];
+    let mut i = 0;
+    while i < 16 {
+        m[i] = 0xff;
+        i += 1;
+    }
+    m
+};
+
+/// 16 bytes at stride s (1, or 2: `ld2` keeps the even bytes).
+///
+/// # Safety
+/// `p` is readable for 16 * s bytes.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn load16(p: *const u8, s: usize) -> uint8x16_t {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if s == 1 {
+            vld1q_u8(p)
+        } else {
+            vld2q_u8(p).0
+        }
+    }
+}
+
+/// # Safety
+/// As `dense::Gather`.
+#[target_feature(enable = "neon")]
+unsafe fn gather_neon(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8) {
+    // SAFETY: the caller's contract; MASK[16 - n1..] has 16 bytes for n1 <= 16.
+    unsafe {
+        let va = load16(a, s);
+        let v = if n1 >= 16 { va } else { vbslq_u8(vld1q_u8(MASK.as_ptr().add(16 - n1)), va, load16(b.sub(n1 * s), s)) };
+        vst1q_u8(dst, v);
     }
 }
 

@@ -36,7 +36,7 @@ pub(crate) fn dense_kernel(v: Variant) -> Kernel {
         Variant::Avx512Vnni => (micro_avx512_vnni, 4, false),
         _ => unreachable!("not an x86 variant"),
     };
-    Kernel { micro, nb_max, wide_weights, raw: RawSum::U8, epilogue: epilogue_avx2, interleave: interleave_avx2 }
+    Kernel { micro, nb_max, wide_weights, raw: RawSum::U8, epilogue: epilogue_avx2, interleave: interleave_avx2, gather: gather_avx2 }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -127,12 +127,15 @@ pub(crate) unsafe fn epilogue_avx2(acc: &[i32], c: Chan, act: Act, res: ResSeg, 
     match out {
         OutSeg::U8(o, inv_s, zp) => {
             let (inv, zpv) = (_mm256_set1_ps(inv_s), _mm256_set1_epi32(zp));
-            let (lo, hi) = (_mm256_set1_ps(-REQ_LIMIT), _mm256_set1_ps(REQ_LIMIT));
+            let hi = _mm256_set1_ps(REQ_LIMIT);
             for i in (0..full).step_by(8) {
                 // SAFETY: i + 8 <= full <= n, the residual's and output's length.
                 let y = unsafe { lanes8(acc, i, comp, mult, bias, act, r8) };
-                let t = _mm256_min_ps(_mm256_max_ps(_mm256_mul_ps(y, inv), lo), hi);
-                let r = _mm256_cvttps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(t));
+                // The scalar rule clamps to [-512, 512] and rounds half to even. `vcvtps2dq`
+                // rounds half to even (Rust code always runs with the default MXCSR) and turns
+                // anything below -2^31 or NaN into i32::MIN, which saturates to 0 just as -512
+                // does, so only the upper clamp is needed (`minps(hi, t)` passes a NaN t on).
+                let r = _mm256_cvtps_epi32(_mm256_min_ps(hi, _mm256_mul_ps(y, inv)));
                 let q = _mm256_add_epi32(r, zpv);
                 // |q| < 2^15: packs is exact, packus saturates to 0..=255 like the scalar clamp.
                 let w16 = _mm_packs_epi32(_mm256_castsi256_si128(q), _mm256_extracti128_si256::<1>(q));
@@ -189,6 +192,52 @@ pub(crate) unsafe fn interleave_avx2(rows: [*const u8; 4], dst: *mut u8, flip: u
         _mm_storeu_si128(dst.add(16) as *mut __m128i, _mm_unpackhi_epi16(a, c));
         _mm_storeu_si128(dst.add(32) as *mut __m128i, _mm_unpacklo_epi16(b, d));
         _mm_storeu_si128(dst.add(48) as *mut __m128i, _mm_unpackhi_epi16(b, d));
+    }
+}
+
+/// `MASK[16 - n..]` starts with n bytes 0xff: the first n lanes of a block from the first piece.
+pub(crate) static MASK: [u8; 32] = {
+    let mut m = [0u8; 32];
+    let mut i = 0;
+    while i < 16 {
+        m[i] = 0xff;
+        i += 1;
+    }
+    m
+};
+
+/// 16 bytes at stride s (1, or 2: the even bytes of 32 via a mask and `vpackuswb`).
+///
+/// # Safety
+/// `p` is readable for 16 * s bytes; the CPU has AVX2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn load16(p: *const u8, s: usize) -> __m128i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if s == 1 {
+            _mm_loadu_si128(p as *const __m128i)
+        } else {
+            let v = _mm256_and_si256(_mm256_loadu_si256(p as *const __m256i), _mm256_set1_epi16(0xff));
+            _mm_packus_epi16(_mm256_castsi256_si128(v), _mm256_extracti128_si256::<1>(v))
+        }
+    }
+}
+
+/// # Safety
+/// As `dense::Gather`; the CPU has AVX2.
+#[target_feature(enable = "avx2")]
+pub(crate) unsafe fn gather_avx2(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8) {
+    // SAFETY: the caller's contract; MASK[16 - n1..] has 16 bytes for n1 <= 16.
+    unsafe {
+        let va = load16(a, s);
+        let v = if n1 >= 16 {
+            va
+        } else {
+            let vb = load16(b.sub(n1 * s), s);
+            _mm_blendv_epi8(vb, va, _mm_loadu_si128(MASK.as_ptr().add(16 - n1) as *const __m128i))
+        };
+        _mm_storeu_si128(dst as *mut __m128i, v);
     }
 }
 

@@ -132,7 +132,7 @@ proptest! {
     #[test]
     fn dense_equals_reference(
         c_in in 1usize..24, c_out in 1usize..21, k in prop::sample::select(vec![1usize, 2, 3, 5]),
-        stride in 1usize..4, pad_extra in 0usize..3, h in 1usize..19, w in 1usize..23,
+        stride in 1usize..4, pad_extra in 0usize..3, h in 1usize..13, w in 1usize..45,
         cuts in prop::collection::vec(0usize..64, 0..4), seven in any::<bool>(),
         silu in any::<bool>(), res in 0u8..3, out_u8 in any::<bool>(), seed in any::<u64>(),
     ) {
@@ -244,4 +244,33 @@ fn forcing_an_unavailable_variant_is_an_error() {
         println!("{:>12}: available {}", v.name(), v.available());
     }
     println!("active kernel: {}", active_kernel());
+}
+
+/// NaN and infinities in an f32 residual: every variant treats them like the reference (NaN
+/// saturates to 0 in a u8 output, infinities to 0 and 255, f32 outputs carry them).
+#[test]
+fn non_finite_residuals_equal_reference() {
+    let q = QParams::new(0.1, 7);
+    for shape in [ConvShape::dense(8, 5, 3, 1, 1), ConvShape::depthwise(5, 3, 1, 1)] {
+        let (h, w) = (6, 19);
+        let p = PackedConv::new(shape, &vec![3i8; shape.c_out * shape.kdim()], &vec![0.01; shape.c_out], &vec![0.5; shape.c_out], q).unwrap();
+        let x: Vec<u8> = (0..shape.c_in * h * w).map(|i| (i * 37) as u8).collect();
+        let n = shape.c_out * h * w;
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -f32::NAN, 1e30, -1e30, 0.0, -0.0];
+        let res: Vec<f32> = (0..n).map(|i| specials[i % specials.len()]).collect();
+        for act in [Act::None, Act::Silu] {
+            let mut want = vec![0u8; n];
+            conv_reference(&p, &[&x], h, w, act, Residual::F32(&res), Output::U8(&mut want, QParams::new(0.05, 100))).unwrap();
+            let mut wantf = vec![0f32; n];
+            conv_reference(&p, &[&x], h, w, act, Residual::F32(&res), Output::F32(&mut wantf)).unwrap();
+            for v in Variant::ALL.into_iter().filter(|v| v.supports(&p)) {
+                let mut got = vec![0u8; n];
+                conv_with(v, &p, &[&x], h, w, act, Residual::F32(&res), Output::U8(&mut got, QParams::new(0.05, 100))).unwrap();
+                assert_eq!(got, want, "{} {shape:?}", v.name());
+                let mut gotf = vec![0f32; n];
+                conv_with(v, &p, &[&x], h, w, act, Residual::F32(&res), Output::F32(&mut gotf)).unwrap();
+                assert!(gotf.iter().zip(&wantf).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())), "{} f32 {shape:?}", v.name());
+            }
+        }
+    }
 }
