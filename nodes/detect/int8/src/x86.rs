@@ -383,74 +383,89 @@ pub(crate) fn dw_kernel() -> crate::depthwise::DwKernel {
     crate::depthwise::DwKernel { channel: dw_channel_avx2, epilogue: epilogue_avx2 }
 }
 
-/// 16 padded-plane bytes for output columns ox0..ox0+16 of tap column kx, as i16: stride 1
-/// zero-extends 16 consecutive bytes, stride 2 keeps the even bytes of 32 (the low byte of each
-/// 16-bit word).
-///
-/// # Safety
-/// The row holds the bytes read; the CPU has AVX2.
-#[inline]
-#[target_feature(enable = "avx2")]
-unsafe fn dw_load<const S: usize>(row: *const u8) -> __m256i {
-    // SAFETY: the caller's contract.
-    unsafe {
-        if S == 1 {
-            _mm256_cvtepu8_epi16(_mm_loadu_si128(row as *const __m128i))
-        } else {
-            _mm256_and_si256(_mm256_loadu_si256(row as *const __m256i), _mm256_set1_epi16(0xff))
-        }
-    }
-}
-
 /// # Safety
 /// As `depthwise::DwChannel`; the CPU has AVX2.
 #[target_feature(enable = "avx2")]
-unsafe fn dw_channel_avx2(pad: &[u8], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]) {
+unsafe fn dw_channel_avx2(pad: &[i16], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]) {
     // SAFETY: the caller's contract.
     unsafe {
         if s == 1 {
-            dw_rows::<1>(pad, pw, w, k, oh, owp, acc)
+            dw_rows_s1(pad, pw, w, k, oh, owp, acc)
         } else {
-            dw_rows::<2>(pad, pw, w, k, oh, owp, acc)
+            dw_rows_s2(pad, pw, w, k, oh, owp, acc)
         }
     }
 }
 
-/// Taps in pairs (t, t+1) in row-major tap order: the two taps' inputs interleaved as i16 pairs
-/// (`vpunpcklwd`/`vpunpckhwd`) and multiplied with the weight pair by `vpmaddwd` (u8 x s8
-/// products, |255 * 127 * 2| < 2^31: exact); a missing last tap has weight 0.
+/// Stride 1, taps in horizontal pairs (kx, kx+1) with `vpmaddwd` and no shuffles: 16 i16 read
+/// at column ox0 + kx pair up (x[ox], x[ox+1]) for the even outputs ox0, ox0+2, ..., read at
+/// ox0 + kx + 1 for the odd ones; the two accumulators are interleaved once at the end.
+/// (u8 x s8 products summed in pairs, exact in i32.)
 ///
 /// # Safety
-/// As `dw_channel_avx2` with stride S.
+/// As `dw_channel_avx2` with stride 1.
 #[inline]
 #[target_feature(enable = "avx2")]
-unsafe fn dw_rows<const S: usize>(pad: &[u8], pw: usize, w: &[i16], k: usize, oh: usize, owp: usize, acc: &mut [i32]) {
-    let kk = k * k;
+unsafe fn dw_rows_s1(pad: &[i16], pw: usize, w: &[i16], k: usize, oh: usize, owp: usize, acc: &mut [i32]) {
+    let kp2 = crate::pack::dw_row(k);
     let base = pad.as_ptr();
-    // SAFETY: every read stays inside `pad` (`padded_width` leaves room for the last block's
-    // 16 or 32-byte loads); weights are read in pairs from a row of dw_stride(kk) >= kk + 1
-    // values; acc holds oh * owp values.
+    // SAFETY: rows oy + ky < (oh - 1) + k exist; columns up to ox0 + kp2 - 1 + 16 <= owp + kp2 + 1
+    // <= pw (`padded_width`); weights are read in pairs inside each row of kp2; acc holds
+    // oh * owp values.
     unsafe {
         for oy in 0..oh {
             for ox0 in (0..owp).step_by(16) {
-                let mut lo = _mm256_setzero_si256();
-                let mut hi = _mm256_setzero_si256();
-                let mut t = 0;
-                while t < kk {
-                    let (ky0, kx0) = (t / k, t % k);
-                    let t1 = if t + 1 < kk { t + 1 } else { t };
-                    let (ky1, kx1) = (t1 / k, t1 % k);
-                    let a = dw_load::<S>(base.add((oy * S + ky0) * pw + ox0 * S + kx0));
-                    let b = dw_load::<S>(base.add((oy * S + ky1) * pw + ox0 * S + kx1));
-                    let wp = _mm256_set1_epi32((w.as_ptr().add(t) as *const i32).read_unaligned());
-                    lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), wp));
-                    hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), wp));
-                    t += 2;
+                let mut even = _mm256_setzero_si256();
+                let mut odd = _mm256_setzero_si256();
+                for ky in 0..k {
+                    let row = base.add((oy + ky) * pw + ox0);
+                    for kx in (0..k).step_by(2) {
+                        let wp = _mm256_set1_epi32((w.as_ptr().add(ky * kp2 + kx) as *const i32).read_unaligned());
+                        let a = _mm256_loadu_si256(row.add(kx) as *const __m256i);
+                        let b = _mm256_loadu_si256(row.add(kx + 1) as *const __m256i);
+                        even = _mm256_add_epi32(even, _mm256_madd_epi16(a, wp));
+                        odd = _mm256_add_epi32(odd, _mm256_madd_epi16(b, wp));
+                    }
                 }
-                // lo = columns [0..4 | 8..12], hi = [4..8 | 12..16].
+                // [e0 o0 e1 o1 | e4 o4 e5 o5], [e2 o2 e3 o3 | e6 o6 e7 o7] -> columns 0..8, 8..16.
+                let lo = _mm256_unpacklo_epi32(even, odd);
+                let hi = _mm256_unpackhi_epi32(even, odd);
                 let dst = acc.as_mut_ptr().add(oy * owp + ox0);
                 _mm256_storeu_si256(dst as *mut __m256i, _mm256_permute2x128_si256::<0x20>(lo, hi));
                 _mm256_storeu_si256(dst.add(8) as *mut __m256i, _mm256_permute2x128_si256::<0x31>(lo, hi));
+            }
+        }
+    }
+}
+
+/// Stride 2: the pair (kx, kx+1) of output ox reads x[2 ox + kx], x[2 ox + kx + 1], adjacent,
+/// so 16 i16 read at column 2 ox0 + kx give 8 consecutive outputs with one `vpmaddwd`.
+///
+/// # Safety
+/// As `dw_channel_avx2` with stride 2.
+#[inline]
+#[target_feature(enable = "avx2")]
+unsafe fn dw_rows_s2(pad: &[i16], pw: usize, w: &[i16], k: usize, oh: usize, owp: usize, acc: &mut [i32]) {
+    let kp2 = crate::pack::dw_row(k);
+    let base = pad.as_ptr();
+    // SAFETY: rows 2 oy + ky < 2 (oh - 1) + k exist; columns up to 2 ox0 + kp2 - 2 + 32 <=
+    // 2 owp + kp2 <= pw; acc holds oh * owp values.
+    unsafe {
+        for oy in 0..oh {
+            for ox0 in (0..owp).step_by(16) {
+                let mut a0 = _mm256_setzero_si256();
+                let mut a1 = _mm256_setzero_si256();
+                for ky in 0..k {
+                    let row = base.add((2 * oy + ky) * pw + 2 * ox0);
+                    for kx in (0..k).step_by(2) {
+                        let wp = _mm256_set1_epi32((w.as_ptr().add(ky * kp2 + kx) as *const i32).read_unaligned());
+                        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_loadu_si256(row.add(kx) as *const __m256i), wp));
+                        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_loadu_si256(row.add(kx + 16) as *const __m256i), wp));
+                    }
+                }
+                let dst = acc.as_mut_ptr().add(oy * owp + ox0);
+                _mm256_storeu_si256(dst as *mut __m256i, a0);
+                _mm256_storeu_si256(dst.add(8) as *mut __m256i, a1);
             }
         }
     }
