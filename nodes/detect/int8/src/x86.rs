@@ -32,7 +32,7 @@ pub(crate) fn dense_kernel(v: Variant) -> Kernel {
     let (micro, nb_max, wide_weights): (crate::dense::Micro, usize, bool) = match v {
         Variant::Avx2 => (micro_avx2_exact, 1, true),
         Variant::Avx2Madd7 => (micro_avx2_madd7, 1, false),
-        Variant::AvxVnni => (micro_avx_vnni, 1, false),
+        Variant::AvxVnni => (micro_avx_vnni, 3, false),
         Variant::Avx512Vnni => (micro_avx512_vnni, 4, false),
         _ => unreachable!("not an x86 variant"),
     };
@@ -246,29 +246,50 @@ pub(crate) unsafe fn gather_avx2(a: *const u8, b: *const u8, n1: usize, s: usize
 
 const _: () = assert!(NR == 16 && MR == 4 && KG == 4);
 
-/// AVX-VNNI: `vpdpbusd` (u8 x s8, four products summed exactly into each i32 lane).
+/// AVX-VNNI: `vpdpbusd` (u8 x s8, four products summed exactly into each i32 lane), up to 3
+/// weight blocks (12 channels) x 8 pixels per pass (12 accumulators, enough to hide the
+/// instruction's latency), two passes per 16-pixel block.
 ///
 /// # Safety
-/// As `dense::Micro` with nb = 1; the CPU has AVX-VNNI.
+/// As `dense::Micro` with nb <= 3; the CPU has AVX-VNNI.
 #[target_feature(enable = "avx2,avxvnni")]
-unsafe fn micro_avx_vnni(panel: *const u8, w: *const u8, _ws: usize, kg: usize, _nb: usize, out: *mut i32, out_rs: usize) {
-    // SAFETY: the caller's contract (kg groups of 64 panel bytes and 16 weight bytes; 4 rows of
-    // 16 outputs).
+unsafe fn micro_avx_vnni(panel: *const u8, w: *const u8, ws: usize, kg: usize, nb: usize, out: *mut i32, out_rs: usize) {
+    // SAFETY: as `micro_vnni256`.
     unsafe {
-        let mut acc = [[_mm256_setzero_si256(); 2]; 4];
-        for g in 0..kg {
-            let a0 = _mm256_loadu_si256(panel.add(g * 64) as *const __m256i);
-            let a1 = _mm256_loadu_si256(panel.add(g * 64 + 32) as *const __m256i);
-            let wg = w.add(g * 16);
-            for (r, acc) in acc.iter_mut().enumerate() {
-                let b = _mm256_set1_epi32((wg.add(r * 4) as *const i32).read_unaligned());
-                acc[0] = _mm256_dpbusd_avx_epi32(acc[0], a0, b);
-                acc[1] = _mm256_dpbusd_avx_epi32(acc[1], a1, b);
-            }
+        match nb {
+            3 => micro_vnni256::<3>(panel, w, ws, kg, out, out_rs),
+            2 => micro_vnni256::<2>(panel, w, ws, kg, out, out_rs),
+            _ => micro_vnni256::<1>(panel, w, ws, kg, out, out_rs),
         }
-        for (r, acc) in acc.iter().enumerate() {
-            _mm256_storeu_si256(out.add(r * out_rs) as *mut __m256i, acc[0]);
-            _mm256_storeu_si256(out.add(r * out_rs + 8) as *mut __m256i, acc[1]);
+    }
+}
+
+/// # Safety
+/// The caller's contract of `dense::Micro` for NB blocks (kg groups of 64 panel bytes, NB
+/// weight blocks ws bytes apart of kg groups of 16 bytes, 4 * NB rows of 16 outputs); the CPU
+/// has AVX-VNNI.
+#[inline]
+#[target_feature(enable = "avx2,avxvnni")]
+unsafe fn micro_vnni256<const NB: usize>(panel: *const u8, w: *const u8, ws: usize, kg: usize, out: *mut i32, out_rs: usize) {
+    // SAFETY: the function's contract.
+    unsafe {
+        for half in 0..2 {
+            let mut acc = [[_mm256_setzero_si256(); 4]; NB];
+            for g in 0..kg {
+                let a = _mm256_loadu_si256(panel.add(g * 64 + half * 32) as *const __m256i);
+                for (blk, acc) in acc.iter_mut().enumerate() {
+                    let wg = w.add(blk * ws + g * 16);
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        let b = _mm256_set1_epi32((wg.add(r * 4) as *const i32).read_unaligned());
+                        *acc = _mm256_dpbusd_avx_epi32(*acc, a, b);
+                    }
+                }
+            }
+            for (blk, acc) in acc.iter().enumerate() {
+                for (r, acc) in acc.iter().enumerate() {
+                    _mm256_storeu_si256(out.add((blk * 4 + r) * out_rs + half * 8) as *mut __m256i, *acc);
+                }
+            }
         }
     }
 }
