@@ -30,7 +30,7 @@ pub(crate) struct DwKernel {
 fn kernel(v: Variant) -> DwKernel {
     match v {
         #[cfg(target_arch = "x86_64")]
-        Variant::Avx2 | Variant::Avx2Madd7 | Variant::AvxVnni | Variant::Avx512Vnni => crate::x86::dw_kernel(),
+        Variant::Avx2 | Variant::Avx2Madd7 | Variant::AvxVnni | Variant::Avx512Vnni => crate::x86::dw_kernel(v),
         #[cfg(target_arch = "aarch64")]
         Variant::Neon | Variant::NeonDotprod => crate::neon::dw_kernel(),
         _ => unreachable!("conv_with only dispatches available SIMD variants here"),

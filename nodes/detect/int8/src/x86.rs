@@ -36,7 +36,8 @@ pub(crate) fn dense_kernel(v: Variant) -> Kernel {
         Variant::Avx512Vnni => (micro_avx512_vnni, 4, false),
         _ => unreachable!("not an x86 variant"),
     };
-    Kernel { micro, nb_max, wide_weights, raw: RawSum::U8, epilogue: epilogue_avx2, interleave: interleave_avx2, gather: gather_avx2 }
+    let epilogue: crate::dense::Epilogue = if v == Variant::Avx512Vnni { epilogue_avx512 } else { epilogue_avx2 };
+    Kernel { micro, nb_max, wide_weights, raw: RawSum::U8, epilogue, interleave: interleave_avx2, gather: gather_avx2 }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -155,17 +156,108 @@ pub(crate) unsafe fn epilogue_avx2(acc: &[i32], c: Chan, act: Act, res: ResSeg, 
     }
 }
 
+/// exp(x) on 16 lanes: `epilogue::fast_exp` operation for operation.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn exp16(x: __m512) -> __m512 {
+    let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
+    let magic = _mm512_set1_ps(MAGIC);
+    let t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), magic);
+    let n = _mm512_sub_ps(t, magic);
+    let r = _mm512_add_ps(
+        _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(LN2_HI))),
+        _mm512_mul_ps(n, _mm512_set1_ps(LN2_LO)),
+    );
+    let r2 = _mm512_mul_ps(r, r);
+    let mut p = _mm512_set1_ps(EXP_P[0]);
+    for &c in &EXP_P[1..] {
+        p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(c));
+    }
+    let e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, r2), r), _mm512_set1_ps(1.0));
+    let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127)));
+    _mm512_mul_ps(e, _mm512_castsi512_ps(bits))
+}
+
+/// Outputs i..i+16 before the output conversion (as `lanes8`, 16 lanes).
+///
+/// # Safety
+/// i + 16 <= acc.len() = the residual's length; the CPU has AVX512F.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn lanes16(acc: &[i32], i: usize, c: Chan, act: Act, res: ResSeg) -> __m512 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let a = _mm512_add_epi32(_mm512_loadu_si512(acc.as_ptr().add(i) as *const __m512i), _mm512_set1_epi32(c.comp));
+        let y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(c.mult)), _mm512_set1_ps(c.bias));
+        let y = match act {
+            Act::None => y,
+            Act::Silu => {
+                let neg = _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(y), _mm512_set1_epi32(i32::MIN)));
+                _mm512_div_ps(y, _mm512_add_ps(_mm512_set1_ps(1.0), exp16(neg)))
+            }
+        };
+        match res {
+            ResSeg::None => y,
+            ResSeg::U8(r, zp, s) => {
+                let q = _mm512_cvtepu8_epi32(_mm_loadu_si128(r.as_ptr().add(i) as *const __m128i));
+                _mm512_add_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, _mm512_set1_epi32(zp))), _mm512_set1_ps(s)))
+            }
+            ResSeg::F32(r) => _mm512_add_ps(y, _mm512_loadu_ps(r.as_ptr().add(i))),
+        }
+    }
+}
+
+/// `epilogue::run_scalar` on 16 lanes at a time, then the AVX2 one on the rest.
+///
+/// # Safety
+/// The CPU has AVX512F and AVX2; the residual and output segments hold acc.len() values.
+#[target_feature(enable = "avx512f,avx2")]
+pub(crate) unsafe fn epilogue_avx512(acc: &[i32], c: Chan, act: Act, res: ResSeg, out: OutSeg) {
+    let n = acc.len();
+    let full = n / 16 * 16;
+    match out {
+        OutSeg::U8(o, inv_s, zp) => {
+            let (inv, zpv, hi) = (_mm512_set1_ps(inv_s), _mm512_set1_epi32(zp), _mm512_set1_ps(REQ_LIMIT));
+            for i in (0..full).step_by(16) {
+                // SAFETY: i + 16 <= full <= n, the residual's and output's length.
+                unsafe {
+                    let y = lanes16(acc, i, c, act, res);
+                    // As `epilogue_avx2`: `vcvtps2dq` rounds half to even and maps NaN and
+                    // values below -2^31 to i32::MIN; the max with 0 then `vpmovusdb` (unsigned
+                    // saturation) is the clamp to 0..=255.
+                    let q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(hi, _mm512_mul_ps(y, inv))), zpv);
+                    let b = _mm512_cvtusepi32_epi8(_mm512_max_epi32(q, _mm512_setzero_si512()));
+                    _mm_storeu_si128(o.as_mut_ptr().add(i) as *mut __m128i, b);
+                }
+            }
+            // SAFETY: the caller's contract, for the rest of the segments.
+            unsafe { epilogue_avx2(&acc[full..], c, act, res_from(res, full), OutSeg::U8(&mut o[full..], inv_s, zp)) };
+        }
+        OutSeg::F32(o) => {
+            for i in (0..full).step_by(16) {
+                // SAFETY: as above.
+                unsafe { _mm512_storeu_ps(o.as_mut_ptr().add(i), lanes16(acc, i, c, act, res)) };
+            }
+            // SAFETY: as above.
+            unsafe { epilogue_avx2(&acc[full..], c, act, res_from(res, full), OutSeg::F32(&mut o[full..])) };
+        }
+    }
+}
+
+fn res_from(res: ResSeg, from: usize) -> ResSeg {
+    match res {
+        ResSeg::None => ResSeg::None,
+        ResSeg::U8(r, zp, s) => ResSeg::U8(&r[from..], zp, s),
+        ResSeg::F32(r) => ResSeg::F32(&r[from..]),
+    }
+}
+
 /// The scalar epilogue on acc[from..].
 fn tail(acc: &[i32], from: usize, c: Chan, act: Act, res: ResSeg, out: OutSeg) {
     if from == acc.len() {
         return;
     }
-    let res = match res {
-        ResSeg::None => ResSeg::None,
-        ResSeg::U8(r, zp, s) => ResSeg::U8(&r[from..], zp, s),
-        ResSeg::F32(r) => ResSeg::F32(&r[from..]),
-    };
-    epilogue::run_scalar(&acc[from..], c, act, res, out);
+    epilogue::run_scalar(&acc[from..], c, act, res_from(res, from), out);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,8 +492,9 @@ unsafe fn micro512<const NB: usize>(panel: *const u8, w: *const u8, ws: usize, k
 // ---------------------------------------------------------------------------------------------
 // Depthwise
 
-pub(crate) fn dw_kernel() -> crate::depthwise::DwKernel {
-    crate::depthwise::DwKernel { channel: dw_channel_avx2, epilogue: epilogue_avx2 }
+pub(crate) fn dw_kernel(v: Variant) -> crate::depthwise::DwKernel {
+    let epilogue: crate::dense::Epilogue = if v == Variant::Avx512Vnni { epilogue_avx512 } else { epilogue_avx2 };
+    crate::depthwise::DwKernel { channel: dw_channel_avx2, epilogue }
 }
 
 /// # Safety
