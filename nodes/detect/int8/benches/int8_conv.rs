@@ -178,6 +178,7 @@ fn epilogue_f32(row: &mut [f32], b: f32) {
 
 /// Depthwise f32 as perch-detect does it: stride 1 on a zero-bordered copy with 2 rows x 16
 /// columns in registers, stride 2 direct; then bias + SiLU.
+#[allow(clippy::too_many_arguments)]
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 fn dw_f32_channel(plane: &[f32], s: &ConvShape, h: usize, w: usize, wk: &[f32], b: f32, out: &mut [f32], pad: &mut Vec<f32>) {
     let (oh, ow) = s.out_hw(h, w).unwrap();
@@ -278,6 +279,7 @@ fn run_f32(d: &mut Data, threads: usize) {
     let outp = SendPtr(d.outf.as_mut_ptr());
     let (xf, wf, bf) = (&d.xf, &d.wf, &d.bf);
     let run_tile = |t: usize| {
+        #[allow(clippy::redundant_locals)] // captures the Send wrapper, not its raw field
         let outp = outp;
         let j0 = t * tile;
         let j1 = (j0 + tile).min(n);
@@ -305,6 +307,7 @@ fn run_f32(d: &mut Data, threads: usize) {
                 );
             }
         });
+        #[allow(clippy::needless_range_loop)]
         for co in 0..s.c_out {
             // SAFETY: this tile's columns of row co belong to this task.
             let row = unsafe { std::slice::from_raw_parts_mut(outp.0.add(co * n + j0), tw) };

@@ -376,7 +376,7 @@ mod tests {
             pool.install(|| {
                 for &(n, kdim, c_out) in &[(6400usize, 288usize, 32usize), (400, 2304, 256), (100, 576, 64), (25600, 27, 16), (7, 9, 3), (1600, 96, 64)] {
                     let pl = plan(n, kdim, c_out);
-                    assert!(pl.tw % NR == 0 && pl.tw > 0);
+                    assert!(pl.tw.is_multiple_of(NR) && pl.tw > 0);
                     assert!(pl.col_tiles * pl.tw >= n && (pl.col_tiles - 1) * pl.tw < n, "{pl:?} n={n}");
                     assert!(pl.groups * pl.cb_per_group >= c_out.div_ceil(MR));
                     assert!((pl.groups - 1) * pl.cb_per_group < c_out.div_ceil(MR));

@@ -316,6 +316,7 @@ unsafe fn micro_sdot(panel: *const u8, w: *const u8, _ws: usize, kg: usize, _nb:
 
 /// # Safety
 /// As `depthwise::DwChannel`.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
 unsafe fn dw_channel_neon(pad: &[i16], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]) {
     // SAFETY: the caller's contract.

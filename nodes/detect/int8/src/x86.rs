@@ -499,6 +499,7 @@ pub(crate) fn dw_kernel(v: Variant) -> crate::depthwise::DwKernel {
 
 /// # Safety
 /// As `depthwise::DwChannel`; the CPU has AVX2.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2")]
 unsafe fn dw_channel_avx2(pad: &[i16], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]) {
     // SAFETY: the caller's contract.

@@ -43,6 +43,12 @@ struct Case {
 
 /// Runs `case` with every available variant and compares with the reference.
 fn check(case: &Case) -> Result<(), String> {
+    check_in(case, &[None])
+}
+
+/// `check` with the variants run inside each of `pools` (None: the current pool); the reference
+/// runs once.
+fn check_in(case: &Case, pools: &[Option<&rayon::ThreadPool>]) -> Result<(), String> {
     let Case { shape: s, h, w, ref parts, range, act, res, out_u8, seed } = *case;
     let mut g = Lcg(seed);
     let kdim = s.kdim();
@@ -83,18 +89,22 @@ fn check(case: &Case) -> Result<(), String> {
         Ok((o8, of.iter().map(|v| v.to_bits()).collect()))
     };
     let want = run(None)?;
-    for v in Variant::ALL {
+    for (v, pool) in Variant::ALL.into_iter().flat_map(|v| pools.iter().map(move |p| (v, p))) {
         if !v.supports(&p) {
             continue;
         }
-        let got = run(Some(v))?;
+        let got = match pool {
+            Some(pool) => pool.install(|| run(Some(v)))?,
+            None => run(Some(v))?,
+        };
         if let Some(i) = (0..n).find(|&i| if out_u8 { got.0[i] != want.0[i] } else { got.1[i] != want.1[i] }) {
             let (gv, wv) = if out_u8 {
                 (got.0[i].to_string(), want.0[i].to_string())
             } else {
                 (f32::from_bits(got.1[i]).to_string(), f32::from_bits(want.1[i]).to_string())
             };
-            return Err(format!("{} differs from the reference at {i} (channel {}): {gv} vs {wv}", v.name(), i / (oh * ow)));
+            let threads = pool.map_or(rayon::current_num_threads(), |p| p.current_num_threads());
+            return Err(format!("{} ({threads} threads) differs from the reference at {i} (channel {}): {gv} vs {wv}", v.name(), i / (oh * ow)));
         }
     }
     Ok(())
@@ -185,18 +195,17 @@ fn yolo_shapes_on_1_2_4_threads() {
         (ConvShape::depthwise(40, 3, 2, 1), 33, 31, vec![20, 20]),
         (ConvShape::depthwise(24, 3, 1, 1), 40, 40, vec![24]),
     ];
-    for threads in [1, 2, 4] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        for (i, (shape, h, w, parts)) in cases.iter().enumerate() {
-            for (j, (act, res, out_u8)) in [(Act::Silu, ResKind::None, true), (Act::None, ResKind::U8, false), (Act::Silu, ResKind::F32, true)]
-                .into_iter()
-                .enumerate()
-            {
-                let case = Case { shape: *shape, h: *h, w: *w, parts: parts.clone(), range: 127, act, res, out_u8, seed: (i * 10 + j) as u64 };
-                pool.install(|| check(&case)).unwrap_or_else(|e| panic!("{threads} threads, {shape:?} {h}x{w}: {e}"));
-                let case7 = Case { range: 63, ..case };
-                pool.install(|| check(&case7)).unwrap_or_else(|e| panic!("{threads} threads, 7-bit {shape:?} {h}x{w}: {e}"));
-            }
+    let pools: Vec<rayon::ThreadPool> = [1, 2, 4].iter().map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+    let pools: Vec<Option<&rayon::ThreadPool>> = pools.iter().map(Some).collect();
+    for (i, (shape, h, w, parts)) in cases.iter().enumerate() {
+        for (j, (act, res, out_u8)) in [(Act::Silu, ResKind::None, true), (Act::None, ResKind::U8, false), (Act::Silu, ResKind::F32, true)]
+            .into_iter()
+            .enumerate()
+        {
+            let case = Case { shape: *shape, h: *h, w: *w, parts: parts.clone(), range: 127, act, res, out_u8, seed: (i * 10 + j) as u64 };
+            check_in(&case, &pools).unwrap_or_else(|e| panic!("{shape:?} {h}x{w}: {e}"));
+            let case7 = Case { range: 63, ..case };
+            check_in(&case7, &pools).unwrap_or_else(|e| panic!("7-bit {shape:?} {h}x{w}: {e}"));
         }
     }
 }
