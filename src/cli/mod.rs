@@ -3,8 +3,10 @@
 
 mod detect;
 mod eval;
+mod inputs;
 mod model;
 mod run;
+mod run_flags;
 
 use std::process::ExitCode;
 
@@ -68,7 +70,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Detect(args) => detect::run_detect(&args).map(|()| ExitCode::SUCCESS),
+        Command::Detect(args) => detect::run_detect(&args),
         Command::Bench(BenchCommand::Detect(args)) => detect::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => model::run_import(&args).map(|()| ExitCode::SUCCESS),
         Command::Eval(cmd) => eval::run(&cmd).map(|()| ExitCode::SUCCESS),
