@@ -38,7 +38,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let sets = [args.sets.clone(), args.shorthands.sets(&args.sets)?].concat();
     let cfg = paths::load_job(args.config.as_deref(), &sets)?.config;
     let mut pipeline = assemble::assemble(&cfg)?;
-    pipeline.taps.extend(args.view.taps()?);
+    pipeline.taps.extend(args.view.taps(&cfg)?);
     if let Some(path) = &args.detections {
         pipeline.taps.push(Box::new(jsonl::JsonlTap::create(path)?));
     }

@@ -105,11 +105,13 @@ pub struct ViewFlags {
 
 impl ViewFlags {
     /// The taps these flags ask for; errors (ffmpeg missing, a bad interval) before the run starts.
-    pub fn taps(&self) -> anyhow::Result<Vec<Box<dyn Tap>>> {
+    pub fn taps(&self, cfg: &crate::config::Config) -> anyhow::Result<Vec<Box<dyn Tap>>> {
         let mut taps: Vec<Box<dyn Tap>> = Vec::new();
         if let Some(path) = &self.save_video {
             let target = perch_annotate::VideoTarget::from_path(path);
-            taps.push(Box::new(perch_annotate::VideoTap::new(target)?));
+            // An offline replay waits for the writer (every frame in the video); a live one never does.
+            let offline = cfg.source.pacing == perch_capture::Pacing::Max;
+            taps.push(Box::new(perch_annotate::VideoTap::new(target, offline)?));
         }
         if !self.quiet {
             if !(self.status_every.is_finite() && self.status_every >= 0.1) {

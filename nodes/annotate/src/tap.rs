@@ -1,7 +1,9 @@
 //! `VideoTap` (`perch run --save-video PATH`): every published frame, annotated, into a video or an
 //! image sequence. The pipeline thread only copies the frame into one of a few recycled buffers and
-//! hands it to the tap's own thread through a bounded queue; when that queue is full the frame is
-//! not written and counted (`dropped`). Drawing and encoding happen on the tap's thread.
+//! hands it to the tap's own thread through a bounded queue; drawing and encoding happen there.
+//! When the queue is full: a live source (camera, realtime replay) does not wait, the frame is not
+//! written and counted (`dropped`); an offline run (`pacing = "max"`, which waits on every edge
+//! anyway) waits for the writer, so its video has every published frame.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -51,10 +53,14 @@ pub struct VideoTap {
     thread: Option<JoinHandle<()>>,
     /// The writer thread's first error, reported by `stop`.
     failure: Arc<Mutex<Option<String>>>,
+    /// Wait for the writer instead of dropping (offline runs).
+    wait: bool,
 }
 
 impl VideoTap {
-    pub fn new(target: VideoTarget) -> anyhow::Result<Self> {
+    /// `wait`: when the writer falls behind, make the pipeline wait (offline runs) instead of
+    /// dropping frames from the video (live sources).
+    pub fn new(target: VideoTarget, wait: bool) -> anyhow::Result<Self> {
         target.check()?;
         // QUEUE_DEPTH queued, one being written, one being filled on the pipeline thread.
         let pool = QUEUE_DEPTH + 2;
@@ -62,7 +68,7 @@ impl VideoTap {
         for _ in 0..pool {
             let _ = free_tx.try_send(Box::default());
         }
-        Ok(Self { target, tx: None, free_tx, free_rx, stats: Arc::default(), thread: None, failure: Arc::default() })
+        Ok(Self { target, tx: None, free_tx, free_rx, stats: Arc::default(), thread: None, failure: Arc::default(), wait })
     }
 }
 
@@ -93,7 +99,8 @@ impl Tap for VideoTap {
     fn observe(&mut self, frame: &Frame) {
         let Some(tx) = &self.tx else { return };
         self.stats.observed.fetch_add(1, Ordering::Relaxed);
-        let Ok(mut buf) = self.free_rx.try_recv() else {
+        let buf = if self.wait { self.free_rx.recv().ok() } else { self.free_rx.try_recv().ok() };
+        let Some(mut buf) = buf else {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         };
@@ -107,12 +114,10 @@ impl Tap for VideoTap {
         buf.image.data.extend_from_slice(&src.data);
         buf.detections.clear();
         buf.detections.extend_from_slice(&frame.detections);
-        match tx.try_send(buf) {
-            Ok(()) => {}
-            Err(TrySendError::Full(b)) | Err(TrySendError::Disconnected(b)) => {
-                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
-                let _ = self.free_tx.try_send(b);
-            }
+        let sent = if self.wait { tx.send(buf).map_err(|e| TrySendError::Disconnected(e.0)) } else { tx.try_send(buf) };
+        if let Err(TrySendError::Full(b) | TrySendError::Disconnected(b)) = sent {
+            self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            let _ = self.free_tx.try_send(b);
         }
     }
 
