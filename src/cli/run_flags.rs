@@ -12,22 +12,45 @@ use perch_track::TrackerKind;
 
 use crate::status::{Mode, StatusTap};
 
-/// Shorthands: each is one `--set` key (and it is an error to give both for the same key).
+/// A flag value where an empty string means "not given": what a ROS 2 launch file passes for an
+/// argument left unset (`--conf ''` keeps the config's `detect.conf`).
+#[derive(Clone, Debug, Default)]
+pub struct OrEmpty<T>(Option<T>);
+
+impl<T: std::str::FromStr> std::str::FromStr for OrEmpty<T>
+where
+    T::Err: std::fmt::Display,
+{
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim() {
+            "" => Ok(Self(None)),
+            v => v.parse().map(|v| Self(Some(v))).map_err(|e: T::Err| e.to_string()),
+        }
+    }
+}
+
+fn given<T: Clone>(flag: &Option<OrEmpty<T>>) -> Option<T> {
+    flag.as_ref().and_then(|v| v.0.clone())
+}
+
+/// Shorthands: each is one `--set` key (and it is an error to give both for the same key). An
+/// empty value counts as not given (for launch files).
 #[derive(Args, Debug, Default)]
 #[command(next_help_heading = "Shorthands for --set")]
 pub struct Shorthands {
     /// Model directory: `--set detect.model=DIR` (relative to the current directory).
     #[arg(long, value_name = "DIR")]
-    model: Option<PathBuf>,
+    model: Option<OrEmpty<PathBuf>>,
     /// Minimum class score: `--set detect.conf=X`.
     #[arg(long, value_name = "X")]
-    conf: Option<f64>,
+    conf: Option<OrEmpty<f64>>,
     /// NMS IoU threshold: `--set detect.iou=X`.
     #[arg(long, value_name = "X")]
-    iou: Option<f64>,
+    iou: Option<OrEmpty<f64>>,
     /// Model input side, a multiple of 32: `--set detect.imgsz=N`.
     #[arg(long, value_name = "N")]
-    imgsz: Option<u32>,
+    imgsz: Option<OrEmpty<u32>>,
     /// Classes to keep, ids or names: `--classes person,car` = `--set 'detect.classes=["person","car"]'`.
     #[arg(long, value_delimiter = ',', value_name = "LIST")]
     classes: Vec<String>,
@@ -43,21 +66,21 @@ impl Shorthands {
     /// The `--set` arguments these flags stand for, after checking none repeats a key in `explicit`.
     pub fn sets(&self, explicit: &[String]) -> anyhow::Result<Vec<String>> {
         let mut out: Vec<(&str, &str, toml::Value)> = Vec::new();
-        if let Some(m) = &self.model {
+        if let Some(m) = given(&self.model) {
             out.push(("--model", "detect.model", toml::Value::String(m.display().to_string())));
         }
-        if let Some(c) = self.conf {
+        if let Some(c) = given(&self.conf) {
             out.push(("--conf", "detect.conf", toml::Value::Float(c)));
         }
-        if let Some(i) = self.iou {
+        if let Some(i) = given(&self.iou) {
             out.push(("--iou", "detect.iou", toml::Value::Float(i)));
         }
-        if let Some(s) = self.imgsz {
+        if let Some(s) = given(&self.imgsz) {
             out.push(("--imgsz", "detect.imgsz", toml::Value::Integer(s.into())));
         }
-        if !self.classes.is_empty() {
-            let list = self
-                .classes
+        let classes: Vec<&String> = self.classes.iter().filter(|c| !c.trim().is_empty()).collect();
+        if !classes.is_empty() {
+            let list = classes
                 .iter()
                 .map(|c| match c.trim().parse::<i64>() {
                     Ok(id) => toml::Value::Integer(id),
@@ -148,10 +171,10 @@ mod tests {
     #[test]
     fn shorthands_are_set_keys() {
         let s = Shorthands {
-            model: Some("models/x".into()),
-            conf: Some(0.5),
-            iou: Some(0.6),
-            imgsz: Some(320),
+            model: Some("models/x".parse().unwrap()),
+            conf: Some("0.5".parse().unwrap()),
+            iou: Some(OrEmpty(Some(0.6))),
+            imgsz: Some(OrEmpty(Some(320))),
             classes: vec!["person".into(), "2".into()],
             device: Some(DeviceKind::Cpu),
             tracker: Some(TrackerKind::Sort),
@@ -175,5 +198,14 @@ mod tests {
         assert_eq!(cfg.track.tracker, TrackerKind::Sort);
         let e = s.sets(&["detect.conf=0.3".into()]).unwrap_err().to_string();
         assert!(e.contains("--conf") && e.contains("detect.conf"), "{e}");
+        // Empty values (a launch file's unset arguments) are not given.
+        let empty = Shorthands {
+            model: Some("".parse().unwrap()),
+            conf: Some("".parse().unwrap()),
+            classes: vec!["".into()],
+            ..Default::default()
+        };
+        assert!(empty.sets(&["detect.conf=0.3".into()]).unwrap().is_empty());
+        assert!("abc".parse::<OrEmpty<f64>>().is_err());
     }
 }
