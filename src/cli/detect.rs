@@ -191,8 +191,10 @@ fn summary_line(t: &Totals, failed: usize) -> String {
     let mean = |ms: f64| if t.images > 0 { ms / t.images as f64 } else { 0.0 };
     let failed = if failed > 0 { format!(", {failed} failed") } else { String::new() };
     format!(
-        "summary: {} images, {n} detections{classes}, mean {:.1} ms inference + {:.1} ms decode per image{failed}",
+        "summary: {} image{}, {n} detection{}{classes}, mean {:.1} ms inference + {:.1} ms decode per image{failed}",
         t.images,
+        if t.images == 1 { "" } else { "s" },
+        if n == 1 { "" } else { "s" },
         mean(t.inference_ms),
         mean(t.decode_ms)
     )
