@@ -46,3 +46,42 @@ pub fn init() {
         .with_env_filter(filter)
         .init();
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    /// The default filter keeps perch's crates at info and silences dependencies' info lines (the
+    /// DDS stack logs through `log` under targets like `rustdds::...`).
+    #[test]
+    fn dependencies_are_quiet_by_default() {
+        #[derive(Clone, Default)]
+        struct Buf(Arc<Mutex<Vec<u8>>>);
+        impl std::io::Write for Buf {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let buf = Buf::default();
+        let writer = buf.clone();
+        let sub = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .with_env_filter(tracing_subscriber::EnvFilter::new(super::DEFAULT_FILTER))
+            .finish();
+        tracing::subscriber::with_default(sub, || {
+            tracing::info!(target: "rustdds::discovery", "dds chatter");
+            tracing::warn!(target: "rustdds::network", "dds problem");
+            tracing::info!(target: "perch_pipeline::runtime", "stage news");
+            tracing::info!(target: "perch::cli", "binary news");
+            tracing::debug!(target: "perch_detect", "detail");
+        });
+        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        assert!(!out.contains("dds chatter") && out.contains("dds problem"), "{out}");
+        assert!(out.contains("stage news") && out.contains("binary news") && !out.contains("detail"), "{out}");
+    }
+}
