@@ -99,6 +99,10 @@ pub fn run_detect(args: &DetectArgs) -> anyhow::Result<ExitCode> {
     for f in &failures {
         eprintln!("error: {f}");
     }
+    if files.is_empty() {
+        eprintln!("error: no image to process ({} inputs, none usable)", failures.len());
+        return Ok(ExitCode::from(1));
+    }
     let mut detector = Detector::load(&args.config()?)?;
     let save_dir = match &args.save {
         None => None,
