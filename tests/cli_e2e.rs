@@ -173,27 +173,35 @@ fn the_status_line_matches_the_report() {
 }
 
 /// `perch run` with no config, from a directory that is not the repository: the default job
-/// (configs/replay.toml's budget and stages), models and data from the perch home; the published
-/// frames saved as annotated JPEGs with boxes where `--detections` says they are.
+/// (configs/replay.toml's budget and stages), models and data from the perch home. Then the published
+/// frames saved as annotated JPEGs, with boxes where `--detections` says they are.
 #[test]
 fn no_config_from_another_directory_runs_the_default_job() {
     let dir = scratch("default_job");
-    let out = perch_in(&dir)
-        .args(["run", "--set", "source.end_frame=6", "--set", "source.pacing=max", "--quiet"])
-        .args(["--report", "r.json", "--detections", "d.jsonl", "--save-video", "frames"])
-        .output()
-        .unwrap();
+    let out = perch_in(&dir).args(["run", "--set", "source.end_frame=20", "--quiet", "--report", "r.json"]).output().unwrap();
     let (stdout, stderr) = text(&out);
     assert!(out.status.success(), "{stderr}\n{stdout}");
     let r = json(&dir.join("r.json"));
     assert_eq!(r["budget_ms"], 1500.0, "the default job's budget");
     let names: Vec<&str> = r["stages"].as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
     assert_eq!(names, ["capture", "preprocess", "detect", "track"]);
-    // The 1500 ms budget holds on an idle machine (~85 ms per frame); a loaded CI machine may drop a
-    // few frames as `deadline`, so only ask for some published frames, all of them in the video.
-    let published = r["frames"]["published"].as_u64().unwrap();
-    assert!(published >= 1, "{stdout}");
-    assert_eq!(r["taps"]["video"]["written"].as_u64(), Some(published), "{stdout}");
+    assert_eq!(r["frames"]["captured"], 20);
+    assert_eq!(r["invariant_ok"], true);
+    // How many frames are published depends on the machine's load (~85 ms per frame idle, over a
+    // second on a loaded 2-core box, when most are `stale`); the model was found and ran.
+    assert!(r["stages"][2]["counters"]["detections"].as_u64().unwrap() >= 1, "{stdout}");
+
+    // Every frame through (max pacing, no deadline) into a JPEG sequence.
+    let out = perch_in(&dir)
+        .args(["run", "--quiet", "--set", "source.end_frame=4", "--set", "source.pacing=max", "--set", "pipeline.budget_ms=600000"])
+        .args(["--report", "r2.json", "--detections", "d.jsonl", "--save-video", "frames"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}\n{stdout}");
+    let r = json(&dir.join("r2.json"));
+    assert_eq!(r["frames"]["published"], 4, "{stdout}");
+    assert_eq!(r["taps"]["video"]["written"], 4, "{stdout}");
     let lines = std::fs::read_to_string(dir.join("d.jsonl")).unwrap();
     let last: serde_json::Value = serde_json::from_str(lines.lines().last().unwrap()).unwrap();
     let boxes: Vec<[f64; 4]> = last["detections"]
