@@ -3,16 +3,15 @@
 mod assemble;
 mod cli;
 mod config;
+mod home;
 mod jsonl;
+mod logging;
+mod paths;
+mod status;
 
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PERCH_LOG").unwrap_or_else(|_| "info".into()),
-        )
-        .init();
+    logging::init();
     cli::main()
 }

@@ -26,6 +26,7 @@ echo "== perch-ros2: Humble GID layout type-checks"
 cargo check -q -p perch-ros2 --no-default-features --features humble
 
 echo "== perch-ros2: launch files"
+# With PERCH_BIN (set by .ci/run) the commands the launch files build are also handed to perch.
 python3 nodes/ros2/scripts/check_launch.py
 
 echo "== perch-ros2: live matrix (unshare -rn, multicast on lo)"

@@ -34,9 +34,14 @@ pub struct RuntimeConfig {
     pub pool_size: Option<usize>,
 }
 
+/// The default job's budget (`configs/replay.toml`): room for YOLOv12n at 640 on a 2-core CPU
+/// (~85 ms per frame) with queueing and a slow frame now and then, so `perch run` with no config
+/// publishes instead of dropping every frame as `deadline`.
+pub const DEFAULT_BUDGET_MS: f64 = 1500.0;
+
 impl Default for RuntimeConfig {
     fn default() -> Self {
-        Self { budget_ms: 100.0, pool_size: None }
+        Self { budget_ms: DEFAULT_BUDGET_MS, pool_size: None }
     }
 }
 
@@ -104,13 +109,7 @@ pub struct StageOverrides {
 /// strictly. Errors name the file or `--set`, the full key path, and what is accepted.
 pub fn load<T: DeserializeOwned>(path: Option<&Path>, sets: &[String]) -> Result<T, ConfigError> {
     let (mut table, origin) = match path {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read { path: p.into(), source: e })?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax { path: p.display().to_string(), message: e.to_string() })?;
-            (table, p.display().to_string())
-        }
+        Some(p) => (read_table(p)?, p.display().to_string()),
         None => (toml::Table::new(), "built-in defaults".to_string()),
     };
     for arg in sets {
@@ -118,6 +117,12 @@ pub fn load<T: DeserializeOwned>(path: Option<&Path>, sets: &[String]) -> Result
     }
     let origin = if sets.is_empty() { origin } else { format!("{origin} (with --set overrides)") };
     from_table(toml::Value::Table(table), &origin)
+}
+
+/// A config file as a TOML table (before `--set` and deserialization).
+pub fn read_table(p: &Path) -> Result<toml::Table, ConfigError> {
+    let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read { path: p.into(), source: e })?;
+    text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax { path: p.display().to_string(), message: e.to_string() })
 }
 
 /// Deserialize with the full path of the offending key in the error.

@@ -158,7 +158,7 @@ impl RunReport {
             let c: Vec<String> = st.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(s, "{}: {}", st.name, c.join(", "));
         }
-        for (name, counters) in &self.taps {
+        for (name, counters) in self.taps.iter().filter(|(_, c)| !c.is_empty()) {
             let c: Vec<String> = counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(s, "{name}: {}", c.join(", "));
         }

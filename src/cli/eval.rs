@@ -37,9 +37,9 @@ pub struct EvalTrackArgs {
     /// Ground truth, MOTChallenge format; rows with conf < 1 are ignored.
     #[arg(long)]
     pub gt: PathBuf,
-    /// Tracker to run: bytetrack or sort.
-    #[arg(long, default_value = "bytetrack")]
-    pub tracker: TrackerKind,
+    /// Tracker to run: bytetrack or sort [default: the config's, else bytetrack].
+    #[arg(long)]
+    pub tracker: Option<TrackerKind>,
     /// Box noise: standard deviation of centre shift and size change, as a fraction of the box size.
     #[arg(long, default_value_t = 0.05)]
     pub jitter: f64,
@@ -61,7 +61,8 @@ pub struct EvalTrackArgs {
     /// Frame rate of the sequence (scales `track_buffer`).
     #[arg(long, default_value_t = 30.0)]
     pub frame_rate: f64,
-    /// Tracker parameters as a TOML table (the `[track]` keys), e.g. `track_buffer = 60`.
+    /// Tracker parameters: a TOML file of `[track]` keys (`track_buffer = 60`, with or without the
+    /// `[track]` header), or a perch config such as configs/replay.toml (its `[track]` section).
     #[arg(long)]
     pub config: Option<PathBuf>,
     /// Print one JSON object instead of the table.
@@ -102,7 +103,7 @@ pub fn run(cmd: &EvalCommand) -> anyhow::Result<()> {
             } else {
                 println!(
                     "{} on {} ({} detections: jitter {}, miss {}, fp {}/frame, score noise {}, seed {})",
-                    a.tracker.display_name(),
+                    report.tracker.display_name(),
                     a.gt.display(),
                     report.detections,
                     a.jitter,

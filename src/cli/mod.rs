@@ -3,8 +3,10 @@
 
 mod detect;
 mod eval;
+mod inputs;
 mod model;
 mod run;
+mod run_flags;
 
 use std::process::ExitCode;
 
@@ -14,18 +16,26 @@ const EXAMPLES: &str = "\
 Examples:
   perch run --config configs/replay.toml
       replay the committed vtest sequence at its recorded 10 fps and print per-stage latency
+      (the default job: the same as `perch run`)
   perch run --config configs/replay.toml --set source.pacing=max --report out/report.json
       as fast as possible, and write the JSON report
   perch run --config configs/replay.toml --set detect.imgsz=320 --set track.tracker=sort
       smaller model input (the Jetson Nano profile) and the SORT tracker
+  perch run --conf 0.5 --classes person --save-video run.mp4
+      the default job with a higher threshold, people only, and an annotated video (needs ffmpeg)
   perch detect datasets/vtest/img1/000001.jpg --json
       detections of one image, in source pixels
+  perch detect datasets/vtest/img1 --save
+      every image of a folder, annotated copies in runs/detect/predict
   perch bench detect --imgsz 640 --threads 2 --runs 30
       detector latency (median/p95/p99), cold start and peak memory
   perch model import yolov8n.onnx -o models/yolov8n
       import an Ultralytics ONNX export
   perch eval mot --gt datasets/tud-campus/gt.txt --tracks datasets/tud-campus/test.txt
-      MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth";
+      MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth
+
+Environment: PERCH_LOG (log filter, default \"warn,perch=info\"), PERCH_HOME (where models/, configs/
+and datasets/ are found when no path is given), PERCH_FFMPEG (the ffmpeg for --save-video).";
 
 #[derive(Parser)]
 #[command(name = "perch", version, about = "Real-time perception pipeline for drones and robots", after_help = EXAMPLES)]
@@ -68,7 +78,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Detect(args) => detect::run_detect(&args).map(|()| ExitCode::SUCCESS),
+        Command::Detect(args) => detect::run_detect(&args),
         Command::Bench(BenchCommand::Detect(args)) => detect::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => model::run_import(&args).map(|()| ExitCode::SUCCESS),
         Command::Eval(cmd) => eval::run(&cmd).map(|()| ExitCode::SUCCESS),

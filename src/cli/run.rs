@@ -8,11 +8,14 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use clap::Args;
 
-use crate::{assemble, config, jsonl};
+use super::run_flags::{Shorthands, ViewFlags};
+use crate::{assemble, jsonl, paths};
 
 #[derive(Args)]
 pub struct RunArgs {
-    /// TOML config (keys: configs/README.md); without it, the built-in defaults of every key.
+    /// TOML config (keys: configs/README.md): a file, or a shipped config by name (`nano`); without
+    /// it, the default job (the built-in defaults, = configs/replay.toml). Relative paths inside a
+    /// config file are relative to the file's folder.
     #[arg(long, short)]
     config: Option<PathBuf>,
     /// Override one key: `--set source.pacing=max` (repeatable; values are TOML).
@@ -25,11 +28,17 @@ pub struct RunArgs {
     /// pixels, class, score, track id).
     #[arg(long, value_name = "FILE")]
     detections: Option<PathBuf>,
+    #[command(flatten)]
+    shorthands: Shorthands,
+    #[command(flatten)]
+    view: ViewFlags,
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let cfg: config::Config = perch_pipeline::config::load(args.config.as_deref(), &args.sets)?;
+    let sets = [args.sets.clone(), args.shorthands.sets(&args.sets)?].concat();
+    let cfg = paths::load_job(args.config.as_deref(), &sets)?.config;
     let mut pipeline = assemble::assemble(&cfg)?;
+    pipeline.taps.extend(args.view.taps(&cfg)?);
     if let Some(path) = &args.detections {
         pipeline.taps.push(Box::new(jsonl::JsonlTap::create(path)?));
     }
@@ -55,6 +64,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         std::fs::write(path, json + "\n").with_context(|| format!("writing report {}", path.display()))?;
         eprintln!("report written to {}", path.display());
     }
+    args.view.check(&report)?;
     if !report.invariant_ok {
         eprintln!("error: frame accounting does not balance: a frame vanished or ended twice");
         return Ok(ExitCode::from(3));

@@ -113,7 +113,7 @@ def main():
     pred = sess.run(None, {sess.get_inputs()[0].name: x})[0]
     xyxy, score, label = postprocess(pred, a.conf, a.iou, a.max_det, lb["src_w"], lb["src_h"], a.imgsz)
     dets = [{"class_id": int(c), "class": names[int(c)], "score": round(float(s), 6),
-             "box": [round(float(v), 3) for v in b]} for b, s, c in zip(xyxy, score, label)]
+             "bbox": [round(float(v), 3) for v in b]} for b, s, c in zip(xyxy, score, label)]
     golden = {
         "what": "post-NMS detections of ONNX Runtime on perch's input tensor (scripts/make_golden.py)",
         "frame": a.frame,
@@ -133,7 +133,7 @@ def main():
         with open(a.out) as f:
             old = json.load(f)["detections"]
         ok = len(old) == len(dets) and all(
-            o["class_id"] == d["class_id"] and max(abs(p - q) for p, q in zip(o["box"], d["box"])) <= 1.0
+            o["class_id"] == d["class_id"] and max(abs(p - q) for p, q in zip(o["bbox"], d["bbox"])) <= 1.0
             for o, d in zip(old, dets))
         print(f"{a.out}: {'matches' if ok else 'DIFFERS FROM'} ONNX Runtime ({len(dets)} detections now, {len(old)} stored)")
         sys.exit(0 if ok else 1)

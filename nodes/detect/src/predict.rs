@@ -26,7 +26,6 @@ pub struct DetectionOut {
     pub class: String,
     pub score: f32,
     /// [x1, y1, x2, y2] in source pixels.
-    #[serde(rename = "box")]
     pub bbox: [f32; 4],
 }
 
@@ -52,16 +51,35 @@ pub fn input_for_file(path: &Path, imgsz: u32, image: &mut ImageBuf, tensor: &mu
 
 /// Detect objects in one image file with a loaded detector.
 pub fn detect_file(detector: &mut Detector, path: &Path) -> anyhow::Result<ImageResult> {
-    let (mut image, mut tensor) = (ImageBuf::default(), TensorBuf::default());
-    let lb = input_for_file(path, detector.imgsz(), &mut image, &mut tensor)?;
-    let mut dets: Vec<Detection> = Vec::new();
-    let t = detector.detect(&tensor, &lb, &mut dets)?;
+    let mut bufs = ImageBuffers::default();
+    detect_image(detector, path, &mut bufs)
+}
+
+/// Buffers [`detect_image`] reuses from one image to the next; after a call, `image` holds the
+/// decoded picture and `detections` the boxes in source pixels (e.g. to draw them).
+#[derive(Default)]
+pub struct ImageBuffers {
+    pub image: ImageBuf,
+    pub tensor: TensorBuf,
+    pub detections: Vec<Detection>,
+    /// Decode + letterbox time of the last image, ms.
+    pub decode_ms: f64,
+}
+
+/// [`detect_file`] with reused buffers.
+pub fn detect_image(detector: &mut Detector, path: &Path, bufs: &mut ImageBuffers) -> anyhow::Result<ImageResult> {
+    let t0 = std::time::Instant::now();
+    let lb = input_for_file(path, detector.imgsz(), &mut bufs.image, &mut bufs.tensor)?;
+    bufs.decode_ms = t0.elapsed().as_secs_f64() * 1e3;
+    bufs.detections.clear();
+    let t = detector.detect(&bufs.tensor, &lb, &mut bufs.detections)?;
     let names = detector.class_names();
     Ok(ImageResult {
         image: path.display().to_string(),
-        width: image.width,
-        height: image.height,
-        detections: dets
+        width: bufs.image.width,
+        height: bufs.image.height,
+        detections: bufs
+            .detections
             .iter()
             .map(|d| DetectionOut {
                 class_id: d.class_id,

@@ -29,13 +29,15 @@ pub fn eval_mot(gt: &Path, tracks: &Path, max_distance: f64) -> anyhow::Result<M
 pub struct TrackEvalOptions {
     /// Ground truth, MOTChallenge format; rows with conf < 1 are ignored.
     pub gt: PathBuf,
-    pub tracker: TrackerKind,
+    /// The tracker; `None`: the config's (`bytetrack` without one).
+    pub tracker: Option<TrackerKind>,
     pub corruption: Corruption,
     /// Every Nth frame has no fresh detections and the tracker coasts (0 = never).
     pub coast_every: u32,
     /// Frame rate of the sequence (scales `track_buffer`), unless the config sets one.
     pub frame_rate: f64,
-    /// Tracker parameters as a TOML table (the `[track]` keys).
+    /// Tracker parameters: a TOML file of `[track]` keys, with or without the `[track]` header, or a
+    /// whole perch config (its `[track]` section is used).
     pub config: Option<PathBuf>,
     /// Write the corrupted detections here (MOT det format: id -1, conf = score).
     pub out_dets: Option<PathBuf>,
@@ -59,13 +61,12 @@ pub fn eval_track(opts: &TrackEvalOptions) -> anyhow::Result<TrackEvalReport> {
     let corruption = opts.corruption;
     corruption.validate()?;
     let mut config = match &opts.config {
-        Some(p) => {
-            let text = std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-            toml::from_str::<TrackConfig>(&text).with_context(|| format!("{}: not a valid [track] table", p.display()))?
-        }
+        Some(p) => load_track_config(p)?,
         None => TrackConfig::default(),
     };
-    config.tracker = opts.tracker;
+    if let Some(kind) = opts.tracker {
+        config.tracker = kind;
+    }
     if config.frame_rate.is_none() {
         config.frame_rate = Some(opts.frame_rate);
     }
@@ -86,12 +87,34 @@ pub fn eval_track(opts: &TrackEvalOptions) -> anyhow::Result<TrackEvalReport> {
     let metrics = evaluate(&gt, &tracks, &MotOptions::default());
     Ok(TrackEvalReport {
         gt: opts.gt.display().to_string(),
-        tracker: opts.tracker,
+        tracker: config.tracker,
         corruption,
         coast_every: opts.coast_every,
         config,
         detections: dets.len(),
         metrics,
+    })
+}
+
+/// The tracker settings in a TOML file: the `[track]` table of a perch config (`configs/replay.toml`,
+/// other sections ignored: they belong to other stages), a file with only a `[track]` table, or the
+/// bare keys (`track_buffer = 60`). Unknown keys are errors naming the key.
+pub fn load_track_config(path: &Path) -> anyhow::Result<TrackConfig> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let table: toml::Table = text.parse().with_context(|| format!("{}: not valid TOML", path.display()))?;
+    let origin = path.display().to_string();
+    let sections = table.values().all(toml::Value::is_table);
+    let (value, prefix) = match table.get("track") {
+        Some(track @ toml::Value::Table(_)) => (track.clone(), "track."),
+        // A perch config without a [track] section: the tracker's defaults.
+        _ if sections && !table.is_empty() => return Ok(TrackConfig::default()),
+        _ => (toml::Value::Table(table), ""),
+    };
+    perch_pipeline::config::from_table(value, &origin).map_err(|e| match e {
+        perch_pipeline::ConfigError::Key { origin, key, message } => {
+            anyhow::anyhow!("{origin}: key `{prefix}{key}`: {message}")
+        }
+        other => other.into(),
     })
 }
 
@@ -127,4 +150,34 @@ pub fn format_table(m: &MotMetrics) -> String {
         vals.push_str(&format!("{v:>w$} "));
     }
     format!("{}\n{}\n", head.trim_end(), vals.trim_end())
+}
+
+#[cfg(test)]
+mod config_file_tests {
+    use super::*;
+
+    fn write(name: &str, text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("perch-track-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn track_config_files_with_or_without_the_header_and_whole_perch_configs() {
+        let bare = load_track_config(&write("bare.toml", "track_buffer = 60\ntracker = \"sort\"\n")).unwrap();
+        assert_eq!((bare.track_buffer, bare.tracker), (60, TrackerKind::Sort));
+        let headed = load_track_config(&write("headed.toml", "[track]\ntrack_buffer = 45\n")).unwrap();
+        assert_eq!(headed.track_buffer, 45);
+        let perch = load_track_config(&write("job.toml", "[pipeline]\nbudget_ms = 5\n[track]\nmatch_thresh = 0.7\n")).unwrap();
+        assert_eq!(perch.match_thresh, 0.7);
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../configs");
+        assert_eq!(load_track_config(&shipped.join("replay.toml")).unwrap().tracker, TrackerKind::Bytetrack);
+        assert_eq!(load_track_config(&shipped.join("nano.toml")).unwrap(), TrackConfig::default());
+        let e = load_track_config(&write("typo.toml", "[track]\ntrack_bufer = 1\n")).unwrap_err().to_string();
+        assert!(e.contains("key `track.track_bufer`") && e.contains("typo.toml"), "{e}");
+        let e = load_track_config(&write("bare_typo.toml", "trak_buffer = 1\n")).unwrap_err().to_string();
+        assert!(e.contains("key `trak_buffer`"), "{e}");
+    }
 }

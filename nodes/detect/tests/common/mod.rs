@@ -38,7 +38,6 @@ pub struct GoldenDet {
     pub class_id: u32,
     pub class: String,
     pub score: f32,
-    #[serde(rename = "box")]
     pub bbox: [f32; 4],
 }
 
