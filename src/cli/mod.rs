@@ -3,6 +3,7 @@
 
 mod detect;
 mod eval;
+mod info;
 mod model;
 mod run;
 
@@ -20,6 +21,8 @@ Examples:
       smaller model input (the Jetson Nano profile) and the SORT tracker
   perch detect datasets/vtest/img1/000001.jpg --json
       detections of one image, in source pixels
+  perch info --config configs/nano.toml
+      CPU, ISA features, the kernels that will run, cores, clocks, Jetson power mode, warnings
   perch bench detect --imgsz 640 --threads 2 --runs 30
       detector latency (median/p95/p99), cold start and peak memory
   perch model import yolov8n.onnx -o models/yolov8n
@@ -49,6 +52,8 @@ enum Command {
     /// Evaluate tracking against MOT ground truth.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// The machine as perch sees it: CPU, ISA features, kernels, threads, board, clocks, warnings.
+    Info(info::InfoArgs),
 }
 
 #[derive(Subcommand)]
@@ -72,6 +77,7 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Detect(args)) => detect::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => model::run_import(&args).map(|()| ExitCode::SUCCESS),
         Command::Eval(cmd) => eval::run(&cmd).map(|()| ExitCode::SUCCESS),
+        Command::Info(args) => info::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,
