@@ -7,7 +7,10 @@
 #     configs/nano.toml; both must equal the x86 build's output (same classes, boxes within 1 px,
 #     scores within 1e-3, same track ids) and the run's frame accounting must balance.
 # The x86 reference is $PERCH_BIN (the binary .ci/run built); without it, `cargo build -p perch`.
-# Cold: ~20 min on 2 cores (the cross-build is ~15 of it); emulation ~3 min. Run from the repo root.
+# Cost, cold: the cross-build is ~12 CPU-minutes (686 s dependencies + 27 s perch; ~6-7 min wall on 2
+# idle cores, 92 min measured on a machine shared with ~15 other rustc processes); the x86 and qemu runs
+# ~2 CPU-minutes (17 min wall on that loaded machine). Warm (binary built): only the runs.
+# Env: PERCH_BIN (x86 reference), PERCH_AARCH64_TARGET_DIR, PERCH_AARCH64_OUT. Run from the repo root.
 set -euo pipefail
 cd "$(git rev-parse --show-toplevel 2>/dev/null || pwd)"
 GLIBC_MAX=2.27
