@@ -5,8 +5,9 @@
 #   iproute2, util-linux                  : private network namespace (unshare -rn) for live DDS tests
 #   python3-venv                          : the reference checkers' virtual environments (PyPI)
 #   ffmpeg                                : `perch run --save-video out.mp4` (an external encoder) and ffprobe, its test
+#   systemd                               : systemd-analyze verify of launch/perch.service
 set -euo pipefail
-PKGS=(pkg-config g++ gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user iproute2 util-linux python3-venv ffmpeg)
+PKGS=(pkg-config g++ gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user iproute2 util-linux python3-venv ffmpeg systemd)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -4,6 +4,7 @@
 mod detect;
 mod eval;
 mod inputs;
+mod info;
 mod model;
 mod run;
 mod run_flags;
@@ -27,6 +28,8 @@ Examples:
       detections of one image, in source pixels
   perch detect datasets/vtest/img1 --save
       every image of a folder, annotated copies in runs/detect/predict
+  perch info --config configs/nano.toml
+      CPU, ISA features, the kernels that will run, cores, clocks, Jetson power mode, warnings
   perch bench detect --imgsz 640 --threads 2 --runs 30
       detector latency (median/p95/p99), cold start and peak memory
   perch model import yolov8n.onnx -o models/yolov8n
@@ -59,6 +62,8 @@ enum Command {
     /// Evaluate tracking against MOT ground truth.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
+    /// The machine as perch sees it: CPU, ISA features, kernels, threads, board, clocks, warnings.
+    Info(info::InfoArgs),
 }
 
 #[derive(Subcommand)]
@@ -82,6 +87,7 @@ pub fn main() -> ExitCode {
         Command::Bench(BenchCommand::Detect(args)) => detect::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => model::run_import(&args).map(|()| ExitCode::SUCCESS),
         Command::Eval(cmd) => eval::run(&cmd).map(|()| ExitCode::SUCCESS),
+        Command::Info(args) => info::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

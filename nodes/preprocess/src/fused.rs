@@ -77,6 +77,19 @@ fn gather_token() -> Option<GatherToken> {
     }
 }
 
+/// The instruction set `Path::Auto` runs on this CPU (pulp's run-time dispatch; printed by `perch info`).
+pub fn simd_path() -> &'static str {
+    match pulp::Arch::new() {
+        #[cfg(target_arch = "x86_64")]
+        pulp::Arch::V3(_) if has_avx2() => "x86-64-v3 (AVX2+FMA), AVX2 gathers",
+        #[cfg(target_arch = "x86_64")]
+        pulp::Arch::V3(_) => "x86-64-v3 (AVX2+FMA)",
+        #[cfg(target_arch = "aarch64")]
+        pulp::Arch::Neon(_) => "neon",
+        _ => "scalar",
+    }
+}
+
 /// Bytes per pixel of the rows the kernel blends, and the offset of R, G, B within a pixel.
 fn layout(format: PixelFormat) -> (usize, [usize; 3]) {
     match format {

@@ -10,7 +10,7 @@ mod stage;
 use anyhow::ensure;
 use perch_pipeline::{ImageBuf, Letterbox, TensorBuf};
 
-pub use fused::{Path, Preprocessor};
+pub use fused::{simd_path, Path, Preprocessor};
 pub use jpeg::decode_jpeg_into;
 pub use stage::{PreprocessConfig, PreprocessStage};
 

@@ -28,7 +28,7 @@ macro_rules! dispatch_avx2 {
             }
             #[cfg(target_arch = "x86_64")]
             {
-                if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+                if $crate::model::kernels::has_avx2_fma() {
                     // SAFETY: the features were detected just above.
                     return unsafe { avx2($($arg),*) };
                 }
@@ -36,6 +36,46 @@ macro_rules! dispatch_avx2 {
             generic($($arg),*)
         }
     };
+}
+
+/// Whether the AVX2+FMA instantiations run (the test every `dispatch_avx2!` function makes).
+#[inline]
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// The code paths the f32 network runs on this CPU (printed by `perch info`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct KernelPaths {
+    /// The fused conv/SiLU/depthwise/attention kernels of this module.
+    pub fused: &'static str,
+    /// The `gemm` crate's f32 GEMM (its own run-time dispatch; built without its `x86-v4` feature,
+    /// so AVX-512 CPUs run its AVX2+FMA kernel too).
+    pub gemm: &'static str,
+}
+
+pub fn kernel_paths() -> KernelPaths {
+    let fused = if has_avx2_fma() {
+        "avx2+fma"
+    } else if cfg!(target_arch = "aarch64") {
+        "generic (compiled for NEON)"
+    } else {
+        "generic (baseline SIMD of the target)"
+    };
+    #[cfg(target_arch = "x86_64")]
+    let gemm = if std::arch::is_x86_feature_detected!("fma") { "fma (AVX2+FMA)" } else { "scalar" };
+    #[cfg(target_arch = "aarch64")]
+    let gemm = if std::arch::is_aarch64_feature_detected!("neon") { "neon" } else { "scalar" };
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    let gemm = "scalar";
+    KernelPaths { fused, gemm }
 }
 
 /// exp(x) for f32 with ~1 ulp-class accuracy (Cephes' expf polynomial); written so it

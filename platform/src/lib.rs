@@ -1,0 +1,15 @@
+#![doc = include_str!("../README.md")]
+
+pub mod board;
+pub mod clocks;
+pub mod cpu;
+pub mod report;
+pub mod root;
+pub mod thermal;
+
+pub use board::{Board, L4tRelease, NvpModel, PowerRail};
+pub use clocks::CpuClock;
+pub use cpu::{Cores, CpuInfo, IsaFeatures};
+pub use report::{Platform, Warning};
+pub use root::SysRoot;
+pub use thermal::{CoolingDevice, ThermalZone, Trip};
