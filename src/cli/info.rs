@@ -66,8 +66,7 @@ pub fn run(args: &InfoArgs) -> anyhow::Result<()> {
         kernels: Kernels {
             detect_f32: perch_detect::model::kernels::kernel_paths(),
             preprocess: perch_preprocess::simd_path(),
-            // HOOK(int8): once the perch-int8 crate lands: `Some(perch_int8::active_kernel())`.
-            int8: None,
+            int8: Some(perch_int8::active_kernel()),
         },
         threads: Threads { configured, effective },
         warnings: platform.warnings(effective),
