@@ -81,7 +81,7 @@ fn gather_token() -> Option<GatherToken> {
 pub fn simd_path() -> &'static str {
     match pulp::Arch::new() {
         #[cfg(target_arch = "x86_64")]
-        pulp::Arch::V3(_) if has_avx2() => "x86-64-v3 (AVX2+FMA), AVX2 gathers",
+        pulp::Arch::V3(_) if gather_token().is_some() => "x86-64-v3 (AVX2+FMA), AVX2 gathers",
         #[cfg(target_arch = "x86_64")]
         pulp::Arch::V3(_) => "x86-64-v3 (AVX2+FMA)",
         #[cfg(target_arch = "aarch64")]
