@@ -4,6 +4,7 @@ mod assemble;
 mod cli;
 mod config;
 mod jsonl;
+mod outputs;
 
 use std::process::ExitCode;
 

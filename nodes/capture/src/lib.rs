@@ -43,6 +43,9 @@ pub struct SourceConfig {
     pub start_frame: u64,
     /// Stop before this frame (exclusive, 0-based); default: the end of the sequence.
     pub end_frame: Option<u64>,
+    /// Most pixels (width x height) a frame may claim; checked from the image header before any
+    /// buffer is sized. A larger frame is a `decode_error` naming the file.
+    pub max_pixels: u64,
 }
 
 impl Default for SourceConfig {
@@ -55,7 +58,32 @@ impl Default for SourceConfig {
             looping: false,
             start_frame: 0,
             end_frame: None,
+            max_pixels: perch_preprocess::DEFAULT_MAX_PIXELS,
         }
+    }
+}
+
+/// Highest frame rate `source.fps` accepts (a high-speed camera; beyond it the period is below 0.1 ms).
+pub const MAX_FPS: f64 = 10_000.0;
+
+impl SourceConfig {
+    /// Check every key on its own; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(f) = self.fps {
+            anyhow::ensure!(
+                f.is_finite() && f > 0.0 && f <= MAX_FPS,
+                "source.fps = {f}: must be a frame rate above 0 and at most {MAX_FPS} frames per second"
+            );
+        }
+        anyhow::ensure!(self.max_pixels > 0, "source.max_pixels = 0: must be at least 1 (default {})", perch_preprocess::DEFAULT_MAX_PIXELS);
+        if let Some(end) = self.end_frame {
+            anyhow::ensure!(
+                end > self.start_frame,
+                "source.end_frame = {end} must be greater than source.start_frame = {}",
+                self.start_frame
+            );
+        }
+        Ok(())
     }
 }
 

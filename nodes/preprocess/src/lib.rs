@@ -6,11 +6,13 @@
 //! * [`letterbox_into`]: the fast path (SIMD, chosen at run time), no allocation in steady state.
 //! * [`reference::letterbox_into_reference`]: the scalar definition of the correct result.
 //! * [`PreprocessStage`]: the pipeline stage (`frame.image` → `frame.tensor` + `frame.letterbox`).
-//! * [`decode_jpeg_into`]: JPEG/MJPEG into a pooled [`ImageBuf`].
+//! * [`decode`]: JPEG/MJPEG and PNG into a pooled [`ImageBuf`], strictly (a truncated or corrupt
+//!   frame is an error, never a partly grey one) and bounded ([`DecodeLimits::max_pixels`]).
 
+pub mod decode;
 pub mod fused;
 pub mod geometry;
-mod jpeg;
+pub mod jpeg_check;
 pub mod pixel;
 pub mod reference;
 mod stage;
@@ -19,7 +21,7 @@ use anyhow::ensure;
 use perch_pipeline::{ImageBuf, Letterbox, TensorBuf};
 
 pub use fused::{Path, Preprocessor};
-pub use jpeg::decode_jpeg_into;
+pub use decode::{decode_jpeg_into, decode_jpeg_with, DecodeLimits, ImageDecoder, DEFAULT_MAX_PIXELS};
 pub use stage::{PreprocessConfig, PreprocessStage};
 
 /// The padding value of Ultralytics' LetterBox (114 of 255), in tensor units.
