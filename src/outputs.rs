@@ -24,18 +24,26 @@ pub fn write_guard() -> MutexGuard<'static, ()> {
     WRITES.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The `--report` file this run created and has not written yet: the second-interrupt exit
+/// removes it rather than leave an empty report behind.
+static PENDING_REPORT: Mutex<Option<PathBuf>> = Mutex::new(None);
+
 /// Exit the process with `code` once no result write is in progress (waiting at most 2 s for
-/// one, e.g. a write stuck on a dead network share).
+/// one, e.g. a write stuck on a dead network share). Every line written so far stays whole.
 pub fn exit_between_writes(code: i32) -> ! {
     let until = Instant::now() + Duration::from_secs(2);
-    loop {
+    let _guard = loop {
         match WRITES.try_lock() {
-            Ok(_guard) => std::process::exit(code),
-            Err(std::sync::TryLockError::Poisoned(_)) => std::process::exit(code),
-            Err(std::sync::TryLockError::WouldBlock) if Instant::now() >= until => std::process::exit(code),
+            Ok(guard) => break Some(guard),
+            Err(std::sync::TryLockError::Poisoned(p)) => break Some(p.into_inner()),
+            Err(std::sync::TryLockError::WouldBlock) if Instant::now() >= until => break None,
             Err(std::sync::TryLockError::WouldBlock) => std::thread::sleep(Duration::from_millis(5)),
         }
+    };
+    if let Some(path) = PENDING_REPORT.lock().ok().and_then(|mut p| p.take()) {
+        let _ = std::fs::remove_file(path);
     }
+    std::process::exit(code)
 }
 
 /// Create the parent folders of `path` and return the path with its folder resolved (so two
@@ -90,6 +98,9 @@ impl ReportFile {
             .truncate(false)
             .open(path)
             .with_context(|| format!("--report {}: cannot open the file for writing", path.display()))?;
+        if !existed {
+            *PENDING_REPORT.lock().unwrap_or_else(|p| p.into_inner()) = Some(path.to_path_buf());
+        }
         Ok(Self { path: path.to_path_buf(), file: Some(file), created: !existed })
     }
 
@@ -107,6 +118,7 @@ impl ReportFile {
             file.write_all(text.as_bytes())?;
             file.sync_data()
         })();
+        PENDING_REPORT.lock().unwrap_or_else(|p| p.into_inner()).take();
         result.with_context(|| format!("writing the report {}", self.path.display()))
     }
 }
@@ -115,6 +127,7 @@ impl Drop for ReportFile {
     fn drop(&mut self) {
         // Still open: the run ended before its report. Remove the empty file this run created.
         if self.file.take().is_some() && self.created {
+            PENDING_REPORT.lock().unwrap_or_else(|p| p.into_inner()).take();
             let _ = std::fs::remove_file(&self.path);
         }
     }

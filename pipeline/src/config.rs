@@ -168,13 +168,23 @@ pub struct StageOverrides {
 /// Read a TOML file (or start from an empty table), apply `--set` overrides, and deserialize
 /// strictly. Errors name the file or `--set`, the full key path, and what is accepted.
 pub fn load<T: DeserializeOwned>(path: Option<&Path>, sets: &[String]) -> Result<T, ConfigError> {
-    let (mut table, origin) = match path {
+    match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read { path: p.into(), error: e })?;
-            let table: toml::Table = text
-                .parse()
-                .map_err(|e: toml::de::Error| ConfigError::Syntax { path: p.display().to_string(), message: e.to_string() })?;
-            (table, p.display().to_string())
+            load_str(Some((&text, &p.display().to_string())), sets)
+        }
+        None => load_str(None, sets),
+    }
+}
+
+/// [`load`] from the text of a config file (`(text, name for messages)`), or from the built-in
+/// defaults: what `load` does after reading the file (also the fuzzing entry point).
+pub fn load_str<T: DeserializeOwned>(file: Option<(&str, &str)>, sets: &[String]) -> Result<T, ConfigError> {
+    let (mut table, origin) = match file {
+        Some((text, name)) => {
+            let table: toml::Table =
+                text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax { path: name.to_string(), message: e.to_string() })?;
+            (table, name.to_string())
         }
         None => (toml::Table::new(), "built-in defaults".to_string()),
     };

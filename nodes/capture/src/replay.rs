@@ -265,6 +265,19 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_replays_in_natural_order() {
+        let dir = std::env::temp_dir().join(format!("perch-natural-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        for n in ["10.jpg", "2.jpg", "1.jpg", "notes.txt", "3.PNG"] {
+            std::fs::write(dir.join(n), b"x").unwrap();
+        }
+        let names: Vec<String> =
+            list_images(&dir).unwrap().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["1.jpg", "2.jpg", "3.PNG", "10.jpg"]);
+    }
+
+    #[test]
     fn seqinfo_that_disagrees_with_the_files_is_reported() {
         let seq = SeqInfo { seq_length: Some(200), width: Some(640), height: Some(480), ..Default::default() };
         let w = seqinfo_mismatches(&seq, Path::new("s/seqinfo.ini"), Path::new("s/img1"), 150, Some((768, 576)));

@@ -87,8 +87,23 @@ impl ImageDecoder {
     }
 
     /// Decode a JPEG or PNG (by its first bytes) into `out` as RGB8. On error `out` holds no
-    /// frame the caller may use.
+    /// frame the caller may use. A panic inside a decoder (third-party code fed outside bytes) is
+    /// caught and returned as an error, so one bad frame cannot end the capture thread.
     pub fn decode(&mut self, bytes: &[u8], out: &mut ImageBuf) -> anyhow::Result<()> {
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.decode_unguarded(bytes, out))) {
+            Ok(result) => result,
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("unknown");
+                bail!("the image decoder panicked on these {} bytes ({what})", bytes.len())
+            }
+        }
+    }
+
+    fn decode_unguarded(&mut self, bytes: &[u8], out: &mut ImageBuf) -> anyhow::Result<()> {
         match EncodedFormat::sniff(bytes) {
             Some(EncodedFormat::Jpeg) => decode_jpeg_with(bytes, &self.limits, out),
             Some(EncodedFormat::Png) => decode_png(bytes, &self.limits, out, &mut self.scratch),
