@@ -26,6 +26,7 @@ mod config;
 mod assemble;
 
 pub mod mutate;
+pub mod seeds;
 
 /// One fuzz target.
 pub struct Target {

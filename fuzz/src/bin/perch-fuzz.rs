@@ -53,7 +53,7 @@ fn main() {
         }
         Some("run") if args.len() >= 3 => run(&args[1], &args[2..]),
         Some("mutate") => mutate_all(&args[1..]),
-        Some("seeds") => match perch_fuzz_seeds::write_all(&fuzz_dir().join("corpus")) {
+        Some("seeds") => match perch_fuzz::seeds::write_all(&fuzz_dir().join("corpus")) {
             Ok(n) => {
                 println!("wrote {n} generated seeds under fuzz/corpus/");
                 0
@@ -151,6 +151,3 @@ fn mutate_all(args: &[String]) -> i32 {
     }
     (failures > 0) as i32
 }
-
-#[path = "../seeds.rs"]
-mod perch_fuzz_seeds;
