@@ -95,7 +95,7 @@ mod tests {
             ("track.frame_rate", "track.frame_rate"),
         ];
         for (key, named) in keys {
-            for bad in ["inf", "nan", "-1", "1e22"] {
+            for bad in ["inf", "nan", "-1", "1e22", "1e-300"] {
                 let cfg: Config = perch_pipeline::config::load(None, &[format!("{key}={bad}")]).unwrap();
                 let e = format!("{:#}", cfg.validate().unwrap_err());
                 assert!(e.contains(named), "{key}={bad}: {e}");

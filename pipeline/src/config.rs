@@ -31,18 +31,23 @@ pub enum ConfigError {
 /// instants overflow and the value is a typo).
 pub const MAX_DURATION_MS: f64 = 86_400_000.0;
 
-/// Check a duration key in milliseconds: finite, above zero (or zero where `allow_zero`), at most
-/// [`MAX_DURATION_MS`]. NaN, infinities, negatives and absurd values are errors naming the key.
+/// The shortest non-zero duration a `*_ms` key accepts: 1 µs (below it the value is a typo, or a
+/// `1e-300` that a "> 0" check let through as a budget of zero).
+pub const MIN_DURATION_MS: f64 = 0.001;
+
+/// Check a duration key in milliseconds: finite, at least [`MIN_DURATION_MS`] (or exactly zero where
+/// `allow_zero`), at most [`MAX_DURATION_MS`]. NaN, infinities, negatives and absurd values are
+/// errors naming the key.
 pub fn check_duration_ms(key: &str, ms: f64, allow_zero: bool) -> Result<(), ConfigError> {
-    let ok = ms.is_finite() && (ms > 0.0 || (allow_zero && ms == 0.0)) && ms <= MAX_DURATION_MS;
+    let ok = ms.is_finite() && (ms >= MIN_DURATION_MS || (allow_zero && ms == 0.0)) && ms <= MAX_DURATION_MS;
     if ok {
         return Ok(());
     }
-    let lower = if allow_zero { "0 or more" } else { "above 0" };
+    let lower = if allow_zero { "0 or from 0.001" } else { "from 0.001" };
     Err(ConfigError::Value {
         key: key.into(),
         value: ms.to_string(),
-        message: format!("must be a duration in milliseconds, {lower} and at most {MAX_DURATION_MS} (24 hours)"),
+        message: format!("must be a duration in milliseconds, {lower} to {MAX_DURATION_MS} (24 hours)"),
     })
 }
 
@@ -305,7 +310,7 @@ mod tests {
     /// panicked, 1e22 overflowed an Instant in the capture thread, nan and 0 dropped every frame).
     #[test]
     fn durations_are_checked_and_name_the_key() {
-        for bad in ["inf", "-inf", "nan", "0", "-5", "1e22", "86400001"] {
+        for bad in ["inf", "-inf", "nan", "0", "-5", "1e22", "86400001", "1e-300"] {
             let top: Top = load(None, &[format!("pipeline.budget_ms={bad}")]).unwrap();
             let e = top.pipeline.validate().unwrap_err().to_string();
             assert!(e.contains("key `pipeline.budget_ms`") && e.contains("milliseconds"), "{bad}: {e}");

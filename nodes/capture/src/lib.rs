@@ -65,14 +65,17 @@ impl Default for SourceConfig {
 
 /// Highest frame rate `source.fps` accepts (a high-speed camera; beyond it the period is below 0.1 ms).
 pub const MAX_FPS: f64 = 10_000.0;
+/// Lowest: one frame every 1000 s (time-lapse). Below it the period overflows a `Duration`
+/// (found by fuzzing: `source.fps = 1e-300` passed a "> 0" check).
+pub const MIN_FPS: f64 = 0.001;
 
 impl SourceConfig {
     /// Check every key on its own; errors name the key.
     pub fn validate(&self) -> anyhow::Result<()> {
         if let Some(f) = self.fps {
             anyhow::ensure!(
-                f.is_finite() && f > 0.0 && f <= MAX_FPS,
-                "source.fps = {f}: must be a frame rate above 0 and at most {MAX_FPS} frames per second"
+                f.is_finite() && (MIN_FPS..=MAX_FPS).contains(&f),
+                "source.fps = {f}: must be a frame rate from {MIN_FPS} to {MAX_FPS} frames per second"
             );
         }
         anyhow::ensure!(self.max_pixels > 0, "source.max_pixels = 0: must be at least 1 (default {})", perch_preprocess::DEFAULT_MAX_PIXELS);

@@ -71,8 +71,8 @@ impl TrackConfig {
             );
         }
         let frame_rate = match self.frame_rate {
-            Some(f) if !(f.is_finite() && f > 0.0 && f <= 10_000.0) => {
-                bail!("track.frame_rate = {f}: must be a frame rate above 0 and at most 10000 frames per second")
+            Some(f) if !(f.is_finite() && (0.001..=10_000.0).contains(&f)) => {
+                bail!("track.frame_rate = {f}: must be a frame rate from 0.001 to 10000 frames per second")
             }
             Some(f) => f,
             None => fallback_fps
