@@ -87,6 +87,8 @@ if rep:
         problems.append(f"pool misses {rep['pool']['misses']}")
     if rep.get("output_errors"):
         problems.append(f"output errors {rep['output_errors']}")
+    if fr["published"] == 0:
+        problems.append("nothing was published (budget too short for this machine? add --set pipeline.budget_ms=60000)")
     if lines != fr["published"]:
         problems.append(f"{lines} detection lines for {fr['published']} published frames")
 summary = [
