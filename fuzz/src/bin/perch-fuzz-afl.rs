@@ -8,6 +8,12 @@ fn main() {
         println!("wrote {n} generated seeds");
         return;
     }
+    if std::env::args().any(|a| a == "--list") {
+        for t in perch_fuzz::TARGETS {
+            println!("{}", t.name);
+        }
+        return;
+    }
     let name = std::env::var("PERCH_FUZZ_TARGET").unwrap_or_default();
     let Some(target) = perch_fuzz::target(&name) else {
         let names: Vec<&str> = perch_fuzz::TARGETS.iter().map(|t| t.name).collect();
