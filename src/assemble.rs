@@ -96,6 +96,8 @@ pub fn stage_settings(cfg: &Config) -> anyhow::Result<Vec<(&'static str, StageRu
 }
 
 pub fn assemble(cfg: &Config) -> anyhow::Result<Pipeline> {
+    // Every key is checked (durations, rates, ranges) before anything is built or opened.
+    cfg.validate()?;
     let settings = stage_settings(cfg)?;
     let enabled = |name: &str| settings.iter().any(|(n, rt)| *n == name && rt.enabled);
     for (entry, (_, rt)) in STAGES.iter().zip(&settings) {
@@ -105,8 +107,6 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Pipeline> {
             }
         }
     }
-    // detect.imgsz also sizes preprocessing: check it under its own key before anything is built.
-    cfg.detect.validate()?;
     let source = perch_capture::open(&cfg.source)?;
     let shared = Shared { params: Arc::new(LiveParams::new(cfg.detect.conf, cfg.detect.iou)) };
     let mut stages: Vec<StageSlot> = Vec::new();

@@ -37,6 +37,28 @@ pub struct Config {
     pub test_delay: Option<DelayConfig>,
 }
 
+impl Config {
+    /// Check every value serde cannot (ranges, durations, rates), section by section, before
+    /// anything is built; errors name the full key (`key `pipeline.budget_ms` = inf: ...`).
+    pub fn validate(&self) -> anyhow::Result<()> {
+        self.pipeline.validate()?;
+        self.source.validate()?;
+        for (name, overrides) in &self.stages {
+            overrides.validate(name)?;
+        }
+        if let Some(delay) = &self.test_delay {
+            delay.validate()?;
+        }
+        self.detect.validate()?;
+        self.track.params(None)?;
+        #[cfg(feature = "ros2")]
+        self.ros2.validate()?;
+        #[cfg(feature = "rerun")]
+        self.rerun.validate()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -56,11 +78,48 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
                 .config;
             assert!(cfg.test_delay.is_none(), "{}: test_delay is for tests only", path.display());
-            cfg.detect.validate().unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            cfg.validate().unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             crate::assemble::stage_settings(&cfg).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             n += 1;
         }
         assert!(n >= 2, "found {n} configs");
     }
     // The built-in defaults equal configs/replay.toml: `paths::tests::no_config_is_the_default_job`.
+
+    /// Every duration and rate key refuses nan, inf, 0, negatives and overflowing values by name.
+    #[test]
+    fn every_duration_and_rate_key_is_validated() {
+        let keys = [
+            ("pipeline.budget_ms", "pipeline.budget_ms"),
+            ("stages.detect.budget_ms", "stages.detect.budget_ms"),
+            ("stages.track.budget_ms", "stages.track.budget_ms"),
+            ("source.fps", "source.fps"),
+            ("test_delay.ms", "test_delay.ms"),
+            ("track.frame_rate", "track.frame_rate"),
+        ];
+        for (key, named) in keys {
+            for bad in ["inf", "nan", "-1", "1e22", "1e-300"] {
+                let cfg: Config = perch_pipeline::config::load(None, &[format!("{key}={bad}")]).unwrap();
+                let e = format!("{:#}", cfg.validate().unwrap_err());
+                assert!(e.contains(named), "{key}={bad}: {e}");
+            }
+            if key != "test_delay.ms" {
+                let cfg: Config = perch_pipeline::config::load(None, &[format!("{key}=0")]).unwrap();
+                assert!(cfg.validate().is_err(), "{key}=0 accepted");
+            }
+        }
+        #[cfg(feature = "ros2")]
+        for (key, bad) in [("ros2.diagnostics.period_s", "1e22"), ("ros2.image.rate_hz", "1e-300"), ("ros2.image.rate_hz", "nan")] {
+            let cfg: Config = perch_pipeline::config::load(None, &[format!("{key}={bad}")]).unwrap();
+            assert!(format!("{:#}", cfg.validate().unwrap_err()).contains(key), "{key}={bad}");
+        }
+        Config::default().validate().unwrap();
+    }
+
+    /// `classes = [-1]` names the key and what is accepted (it once said "untagged enum ClassSel").
+    #[test]
+    fn a_negative_class_names_the_key() {
+        let e = perch_pipeline::config::load::<Config>(None, &["detect.classes=[-1]".into()]).unwrap_err().to_string();
+        assert!(e.contains("detect.classes") && e.contains("class id -1") && !e.contains("untagged"), "{e}");
+    }
 }

@@ -1,18 +1,32 @@
 //! `--detections FILE`: every published frame's detections as one JSON line, for scripts and tests.
+//!
+//! Each line goes to the file with one `write` as soon as its frame is published (no user-space
+//! buffer: nothing is lost when the process ends, and a reader sees whole lines). The first failed
+//! write stops the file at its last whole line; every later frame is counted as `lost`, and `stop`
+//! fails, so the run exits with [`crate::outputs::EXIT_OUTPUT_LOST`].
 
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::fs::File;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::Context as _;
+use anyhow::bail;
 use perch_pipeline::{Frame, StartContext, Tap};
 use serde::Serialize;
 
+use crate::outputs;
+
 pub struct JsonlTap {
-    out: BufWriter<std::fs::File>,
+    path: PathBuf,
+    file: File,
+    /// The line being written, reused between frames.
+    line: Vec<u8>,
     class_names: Option<Arc<[String]>>,
     written: u64,
-    errors: u64,
+    /// Bytes of whole lines in the file.
+    bytes: u64,
+    lost: u64,
+    first_error: Option<std::io::Error>,
 }
 
 #[derive(Serialize)]
@@ -35,12 +49,41 @@ struct Det<'a> {
 }
 
 impl JsonlTap {
+    /// Create (truncate) the file now, before the run starts, creating its folders.
     pub fn create(path: &Path) -> anyhow::Result<Self> {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let file = outputs::create(path, "--detections")?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            file,
+            line: Vec::with_capacity(4096),
+            class_names: None,
+            written: 0,
+            bytes: 0,
+            lost: 0,
+            first_error: None,
+        })
+    }
+
+    /// Write `self.line` whole, or cut the file back to its last whole line.
+    fn write_line(&mut self) {
+        if self.first_error.is_some() {
+            self.lost += 1;
+            return;
         }
-        let file = std::fs::File::create(path).with_context(|| format!("creating detections file {}", path.display()))?;
-        Ok(Self { out: BufWriter::new(file), class_names: None, written: 0, errors: 0 })
+        let _guard = outputs::write_guard();
+        match self.file.write_all(&self.line) {
+            Ok(()) => {
+                self.written += 1;
+                self.bytes += self.line.len() as u64;
+            }
+            Err(e) => {
+                tracing::error!("--detections {}: writing failed ({e}); later frames are not written", self.path.display());
+                // A partial line would be a corrupt record: keep only whole lines.
+                let _ = self.file.set_len(self.bytes);
+                self.first_error = Some(e);
+                self.lost += 1;
+            }
+        }
     }
 }
 
@@ -69,19 +112,36 @@ impl Tap for JsonlTap {
             })
             .collect();
         let line = Line { seq: frame.seq, source_index: frame.source_index, source_ts_s: frame.source_ts.as_secs_f64(), detections };
-        let ok = serde_json::to_writer(&mut self.out, &line).is_ok() && self.out.write_all(b"\n").is_ok();
-        if ok {
-            self.written += 1;
-        } else {
-            self.errors += 1;
+        self.line.clear();
+        // Serialising plain numbers and strings into a Vec cannot fail.
+        if serde_json::to_writer(&mut self.line, &line).is_err() {
+            self.lost += 1;
+            return;
         }
+        self.line.push(b'\n');
+        self.write_line();
     }
 
     fn stop(&mut self) -> anyhow::Result<()> {
-        self.out.flush().context("flushing the detections file")
+        if let Err(e) = self.file.sync_data() {
+            // A regular file's data reached the disk or not; a pipe or /dev/null cannot sync.
+            if self.first_error.is_none() && self.file.metadata().map(|m| m.is_file()).unwrap_or(false) {
+                self.first_error = Some(e);
+            }
+        }
+        if let Some(e) = &self.first_error {
+            bail!(
+                "--detections {}: {} of {} lines lost ({e}); the file holds the first {} whole lines",
+                self.path.display(),
+                self.lost,
+                self.lost + self.written,
+                self.written
+            );
+        }
+        Ok(())
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
-        vec![("written".into(), self.written), ("errors".into(), self.errors)]
+        vec![("written".into(), self.written), ("lost".into(), self.lost)]
     }
 }

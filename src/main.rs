@@ -6,6 +6,7 @@ mod config;
 mod home;
 mod jsonl;
 mod logging;
+mod outputs;
 mod paths;
 mod status;
 

@@ -12,8 +12,9 @@ use crate::queue::QueuePolicy;
 /// A configuration problem, worded for the person who wrote the file.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    // Not a `#[source]`: the OS reason is part of this message, and `{:#}` would repeat it.
+    #[error("cannot read config file {path}: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
     #[error("{path}: not valid TOML: {message}")]
     Syntax { path: String, message: String },
     #[error("{origin}: key `{key}`: {message}")]
@@ -22,6 +23,38 @@ pub enum ConfigError {
     SetSyntax { arg: String },
     #[error("--set {arg}: `{key}` is not a table, cannot set `{rest}` inside it")]
     SetNotTable { arg: String, key: String, rest: String },
+    #[error("key `{key}` = {value}: {message}")]
+    Value { key: String, value: String, message: String },
+}
+
+/// The longest duration a `*_ms` key accepts: 24 hours (a "no deadline" budget fits; beyond it,
+/// instants overflow and the value is a typo).
+pub const MAX_DURATION_MS: f64 = 86_400_000.0;
+
+/// The shortest non-zero duration a `*_ms` key accepts: 1 µs (below it the value is a typo, or a
+/// `1e-300` that a "> 0" check let through as a budget of zero).
+pub const MIN_DURATION_MS: f64 = 0.001;
+
+/// Check a duration key in milliseconds: finite, at least [`MIN_DURATION_MS`] (or exactly zero where
+/// `allow_zero`), at most [`MAX_DURATION_MS`]. NaN, infinities, negatives and absurd values are
+/// errors naming the key.
+pub fn check_duration_ms(key: &str, ms: f64, allow_zero: bool) -> Result<(), ConfigError> {
+    let ok = ms.is_finite() && (ms >= MIN_DURATION_MS || (allow_zero && ms == 0.0)) && ms <= MAX_DURATION_MS;
+    if ok {
+        return Ok(());
+    }
+    let lower = if allow_zero { "0 or from 0.001" } else { "from 0.001" };
+    Err(ConfigError::Value {
+        key: key.into(),
+        value: ms.to_string(),
+        message: format!("must be a duration in milliseconds, {lower} to {MAX_DURATION_MS} (24 hours)"),
+    })
+}
+
+/// Milliseconds to a `Duration` that never panics: negatives and NaN are zero, huge values the maximum.
+pub fn duration_from_ms(ms: f64) -> Duration {
+    let ms = if ms.is_nan() { 0.0 } else { ms.clamp(0.0, MAX_DURATION_MS) };
+    Duration::from_secs_f64(ms / 1000.0)
 }
 
 /// End-to-end runtime settings (`[pipeline]`).
@@ -45,9 +78,27 @@ impl Default for RuntimeConfig {
     }
 }
 
+/// Most frame buffers `pipeline.pool_size` accepts.
+pub const MAX_POOL_SIZE: usize = 4096;
+
 impl RuntimeConfig {
     pub fn budget(&self) -> Duration {
-        Duration::from_secs_f64(self.budget_ms.max(0.0) / 1000.0)
+        duration_from_ms(self.budget_ms)
+    }
+
+    /// Check every key; errors name it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_duration_ms("pipeline.budget_ms", self.budget_ms, false)?;
+        if let Some(n) = self.pool_size {
+            if !(1..=MAX_POOL_SIZE).contains(&n) {
+                return Err(ConfigError::Value {
+                    key: "pipeline.pool_size".into(),
+                    value: n.to_string(),
+                    message: format!("must be between 1 and {MAX_POOL_SIZE} frame buffers"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -91,7 +142,26 @@ impl StageRuntimeConfig {
         self
     }
     pub fn budget(&self) -> Option<Duration> {
-        self.budget_ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
+        self.budget_ms.map(duration_from_ms)
+    }
+}
+
+impl StageOverrides {
+    /// Check the keys of `[stages.<stage>]`; errors name `stages.<stage>.<key>`.
+    pub fn validate(&self, stage: &str) -> Result<(), ConfigError> {
+        if let Some(ms) = self.budget_ms {
+            check_duration_ms(&format!("stages.{stage}.budget_ms"), ms, false)?;
+        }
+        if let Some(QueuePolicy::Fifo { capacity }) = self.queue {
+            if !(1..=MAX_POOL_SIZE).contains(&capacity) {
+                return Err(ConfigError::Value {
+                    key: format!("stages.{stage}.queue.capacity"),
+                    value: capacity.to_string(),
+                    message: format!("must be between 1 and {MAX_POOL_SIZE} frames"),
+                });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -108,8 +178,24 @@ pub struct StageOverrides {
 /// Read a TOML file (or start from an empty table), apply `--set` overrides, and deserialize
 /// strictly. Errors name the file or `--set`, the full key path, and what is accepted.
 pub fn load<T: DeserializeOwned>(path: Option<&Path>, sets: &[String]) -> Result<T, ConfigError> {
-    let (mut table, origin) = match path {
-        Some(p) => (read_table(p)?, p.display().to_string()),
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read { path: p.into(), error: e })?;
+            load_str(Some((&text, &p.display().to_string())), sets)
+        }
+        None => load_str(None, sets),
+    }
+}
+
+/// [`load`] from the text of a config file (`(text, name for messages)`), or from the built-in
+/// defaults: what `load` does after reading the file (also the fuzzing entry point).
+pub fn load_str<T: DeserializeOwned>(file: Option<(&str, &str)>, sets: &[String]) -> Result<T, ConfigError> {
+    let (mut table, origin) = match file {
+        Some((text, name)) => {
+            let table: toml::Table =
+                text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax { path: name.to_string(), message: e.to_string() })?;
+            (table, name.to_string())
+        }
         None => (toml::Table::new(), "built-in defaults".to_string()),
     };
     for arg in sets {
@@ -121,7 +207,7 @@ pub fn load<T: DeserializeOwned>(path: Option<&Path>, sets: &[String]) -> Result
 
 /// A config file as a TOML table (before `--set` and deserialization).
 pub fn read_table(p: &Path) -> Result<toml::Table, ConfigError> {
-    let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read { path: p.into(), source: e })?;
+    let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read { path: p.into(), error: e })?;
     text.parse().map_err(|e: toml::de::Error| ConfigError::Syntax { path: p.display().to_string(), message: e.to_string() })
 }
 
@@ -229,6 +315,38 @@ mod tests {
         assert!(matches!(load::<Top>(None, &["nonsense".into()]), Err(ConfigError::SetSyntax { .. })));
         let e = err(&["pipeline.budget_ms=5", "pipeline.budget_ms.x=1"]);
         assert!(e.contains("not a table"), "{e}");
+    }
+
+    /// Non-finite, zero, negative and overflowing durations are errors naming the key (inf once
+    /// panicked, 1e22 overflowed an Instant in the capture thread, nan and 0 dropped every frame).
+    #[test]
+    fn durations_are_checked_and_name_the_key() {
+        for bad in ["inf", "-inf", "nan", "0", "-5", "1e22", "86400001", "1e-300"] {
+            let top: Top = load(None, &[format!("pipeline.budget_ms={bad}")]).unwrap();
+            let e = top.pipeline.validate().unwrap_err().to_string();
+            assert!(e.contains("key `pipeline.budget_ms`") && e.contains("milliseconds"), "{bad}: {e}");
+            let o = StageOverrides { budget_ms: Some(bad.parse().unwrap()), ..Default::default() };
+            let e = o.validate("detect").unwrap_err().to_string();
+            assert!(e.contains("key `stages.detect.budget_ms`"), "{bad}: {e}");
+            // Whatever gets through, the conversion never panics.
+            let _ = duration_from_ms(bad.parse().unwrap());
+        }
+        RuntimeConfig { budget_ms: 86_400_000.0, pool_size: None }.validate().unwrap();
+        check_duration_ms("test_delay.ms", 0.0, true).unwrap();
+        assert!(check_duration_ms("test_delay.ms", -1.0, true).is_err());
+        let e = RuntimeConfig { pool_size: Some(0), ..Default::default() }.validate().unwrap_err().to_string();
+        assert!(e.contains("pipeline.pool_size"), "{e}");
+        let o = StageOverrides { queue: Some(QueuePolicy::Fifo { capacity: 0 }), ..Default::default() };
+        assert!(o.validate("track").unwrap_err().to_string().contains("stages.track.queue.capacity"));
+    }
+
+    /// The OS reason appears once, even with anyhow's `{:#}` chain.
+    #[test]
+    fn a_missing_config_says_why_once() {
+        let e = load::<Top>(Some(Path::new("/nonexistent/perch.toml")), &[]).unwrap_err();
+        let chain = format!("{:#}", anyhow::Error::from(e));
+        assert_eq!(chain.matches("No such file").count(), 1, "{chain}");
+        assert!(chain.contains("/nonexistent/perch.toml"), "{chain}");
     }
 
     #[test]

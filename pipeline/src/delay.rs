@@ -19,9 +19,15 @@ pub struct DelayStage {
     delay: Duration,
 }
 
+impl DelayConfig {
+    pub fn validate(&self) -> Result<(), crate::ConfigError> {
+        crate::config::check_duration_ms("test_delay.ms", self.ms, true)
+    }
+}
+
 impl DelayStage {
     pub fn new(cfg: &DelayConfig) -> Self {
-        Self { delay: Duration::from_secs_f64(cfg.ms.max(0.0) / 1000.0) }
+        Self { delay: crate::config::duration_from_ms(cfg.ms) }
     }
 }
 

@@ -91,6 +91,10 @@ pub struct RunReport {
     pub end_to_end: LatencySummary,
     pub pool: PoolReport,
     pub taps: BTreeMap<String, BTreeMap<String, u64>>,
+    /// Results that could not be written (a tap's `stop` failed: e.g. `--detections` lines lost to
+    /// a full disk). Empty in a healthy run; `perch run` exits non-zero otherwise.
+    #[serde(default)]
+    pub output_errors: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -163,6 +167,9 @@ impl RunReport {
             let _ = writeln!(s, "{name}: {}", c.join(", "));
         }
         let _ = writeln!(s, "buffer pool: size {}, takes {}, misses {}", self.pool.size, self.pool.takes, self.pool.misses);
+        for e in &self.output_errors {
+            let _ = writeln!(s, "output error: {e}");
+        }
         let _ = writeln!(s, "{}", self.frames.invariant_line());
         s
     }

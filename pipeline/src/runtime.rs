@@ -109,6 +109,11 @@ impl Pipeline {
         let mut ctx = StartContext { source: info.clone(), class_names: None, live: live.clone(), budget };
         let mut stages = stages;
         for slot in &mut stages {
+            // Interrupted while starting (a model warm-up can take seconds): start nothing more;
+            // the capture loop then ends at once and the report says `interrupted`.
+            if stop.load(Ordering::SeqCst) {
+                break;
+            }
             let name = slot.stage.name();
             slot.stage.start(&mut ctx).with_context(|| format!("stage `{name}` failed to start"))?;
         }
@@ -171,9 +176,11 @@ impl Pipeline {
 
         let mut publisher = publisher.context("no thread returned the publisher")?;
         let mut tap_counters = std::collections::BTreeMap::new();
+        let mut output_errors = Vec::new();
         for tap in &mut publisher.taps {
             if let Err(e) = tap.stop() {
-                tracing::warn!("tap `{}` failed to stop cleanly: {e:#}", tap.name());
+                // A tap writes results somewhere: its failure is lost output, reported, not just logged.
+                output_errors.push(format!("tap `{}`: {e:#}", tap.name()));
             }
             tap_counters.insert(tap.name().to_string(), tap.counters().into_iter().collect());
         }
@@ -193,6 +200,7 @@ impl Pipeline {
             end_to_end: LatencySummary::from_histogram(&publisher.end_to_end),
             pool: PoolReport { size: pool_size.unwrap_or(in_flight + 2), takes: pool.takes(), misses: pool.misses() },
             taps: tap_counters,
+            output_errors,
             frames,
         })
     }
@@ -228,7 +236,8 @@ fn run_capture(
                     source_index,
                     source_ts,
                     captured_at: now,
-                    deadline: now + budget,
+                    // Budgets are validated to 24 h; a library caller's Duration::MAX must not panic.
+                    deadline: now.checked_add(budget).unwrap_or(now + Duration::from_secs(86_400 * 365)),
                     stamps: Default::default(),
                     data,
                 };

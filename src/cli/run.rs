@@ -9,7 +9,7 @@ use anyhow::Context as _;
 use clap::Args;
 
 use super::run_flags::{Shorthands, ViewFlags};
-use crate::{assemble, jsonl, paths};
+use crate::{assemble, jsonl, outputs, paths};
 
 #[derive(Args)]
 pub struct RunArgs {
@@ -35,39 +35,40 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let sets = [args.sets.clone(), args.shorthands.sets(&args.sets)?].concat();
-    let cfg = paths::load_job(args.config.as_deref(), &sets)?.config;
-    let mut pipeline = assemble::assemble(&cfg)?;
-    pipeline.taps.extend(args.view.taps(&cfg)?);
-    if let Some(path) = &args.detections {
-        pipeline.taps.push(Box::new(jsonl::JsonlTap::create(path)?));
-    }
+    // First: a Ctrl-C while the model loads or warms up still ends the run with a report.
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         ctrlc::set_handler(move || {
             if stop.swap(true, Ordering::SeqCst) {
-                eprintln!("second interrupt: exiting without a report");
-                std::process::exit(130);
+                eprintln!("second interrupt: exiting without a report (result files keep their whole lines)");
+                outputs::exit_between_writes(130);
             }
             eprintln!("interrupt: stopping the source, counting frames in flight as `shutdown`");
         })
         .context("installing the Ctrl-C/SIGTERM handler")?;
     }
+    let sets = [args.sets.clone(), args.shorthands.sets(&args.sets)?].concat();
+    let cfg = paths::load_job(args.config.as_deref(), &sets)?.config;
+    // Result destinations are created before anything long starts.
+    outputs::check_distinct(args.report.as_deref(), args.detections.as_deref())?;
+    let report_file = args.report.as_deref().map(outputs::ReportFile::open).transpose()?;
+    let detections = args.detections.as_deref().map(jsonl::JsonlTap::create).transpose()?;
+    let mut pipeline = assemble::assemble(&cfg)?;
+    pipeline.taps.extend(args.view.taps(&cfg)?);
+    if let Some(tap) = detections {
+        pipeline.taps.push(Box::new(tap));
+    }
     let report = pipeline.run(stop)?;
     print!("{}", report.table());
-    if let Some(path) = &args.report {
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let json = serde_json::to_string_pretty(&report)?;
-        std::fs::write(path, json + "\n").with_context(|| format!("writing report {}", path.display()))?;
-        eprintln!("report written to {}", path.display());
-    }
+    let all_written = outputs::finish(&report, report_file);
     args.view.check(&report)?;
     if !report.invariant_ok {
         eprintln!("error: frame accounting does not balance: a frame vanished or ended twice");
         return Ok(ExitCode::from(3));
+    }
+    if !all_written {
+        return Ok(ExitCode::from(outputs::EXIT_OUTPUT_LOST));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -40,6 +40,9 @@ pub struct SourceConfig {
     pub start_frame: u64,
     /// Stop before this frame (exclusive, 0-based); default: the end of the sequence.
     pub end_frame: Option<u64>,
+    /// Most pixels (width x height) a frame may claim; checked from the image header before any
+    /// buffer is sized. A larger frame is a `decode_error` naming the file.
+    pub max_pixels: u64,
 }
 
 impl Default for SourceConfig {
@@ -52,7 +55,35 @@ impl Default for SourceConfig {
             looping: false,
             start_frame: 0,
             end_frame: None,
+            max_pixels: perch_preprocess::DEFAULT_MAX_PIXELS,
         }
+    }
+}
+
+/// Highest frame rate `source.fps` accepts (a high-speed camera; beyond it the period is below 0.1 ms).
+pub const MAX_FPS: f64 = 10_000.0;
+/// Lowest: one frame every 1000 s (time-lapse). Below it the period overflows a `Duration`
+/// (found by fuzzing: `source.fps = 1e-300` passed a "> 0" check).
+pub const MIN_FPS: f64 = 0.001;
+
+impl SourceConfig {
+    /// Check every key on its own; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        if let Some(f) = self.fps {
+            anyhow::ensure!(
+                f.is_finite() && (MIN_FPS..=MAX_FPS).contains(&f),
+                "source.fps = {f}: must be a frame rate from {MIN_FPS} to {MAX_FPS} frames per second"
+            );
+        }
+        anyhow::ensure!(self.max_pixels > 0, "source.max_pixels = 0: must be at least 1 (default {})", perch_preprocess::DEFAULT_MAX_PIXELS);
+        if let Some(end) = self.end_frame {
+            anyhow::ensure!(
+                end > self.start_frame,
+                "source.end_frame = {end} must be greater than source.start_frame = {}",
+                self.start_frame
+            );
+        }
+        Ok(())
     }
 }
 

@@ -19,6 +19,7 @@ impl SeqInfo {
     pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
         let mut info = SeqInfo::default();
         let mut in_sequence = false;
+        let mut has_sequence = false;
         for (no, line) in text.lines().enumerate() {
             let line = line.trim();
             if line.is_empty() || line.starts_with(';') || line.starts_with('#') {
@@ -26,6 +27,7 @@ impl SeqInfo {
             }
             if line.starts_with('[') {
                 in_sequence = line.eq_ignore_ascii_case("[sequence]");
+                has_sequence |= in_sequence;
                 continue;
             }
             if !in_sequence {
@@ -52,6 +54,13 @@ impl SeqInfo {
                 _ => {}
             }
         }
+        if !has_sequence {
+            anyhow::bail!(
+                "{}: no [Sequence] section (a MOTChallenge seqinfo.ini reads `[Sequence]`, then imDir=img1, \
+                 frameRate=..., seqLength=..., imWidth=..., imHeight=...)",
+                path.display()
+            );
+        }
         Ok(info)
     }
 }
@@ -67,6 +76,14 @@ mod tests {
         assert_eq!(s.frame_rate, Some(25.0));
         assert_eq!((s.width, s.height, s.seq_length), (Some(640), Some(480), Some(71)));
         assert_eq!(s.im_dir.as_deref(), Some("img1"));
+    }
+
+    #[test]
+    fn a_file_without_a_sequence_section_says_so() {
+        let e = SeqInfo::parse("imDir=img1\nframeRate=10\n", Path::new("s/seqinfo.ini")).unwrap_err().to_string();
+        assert!(e.contains("s/seqinfo.ini") && e.contains("no [Sequence] section"), "{e}");
+        let e = SeqInfo::parse("[Other]\nimDir=img1\n", Path::new("seqinfo.ini")).unwrap_err().to_string();
+        assert!(e.contains("[Sequence]"), "{e}");
     }
 
     #[test]

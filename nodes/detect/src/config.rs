@@ -29,11 +29,40 @@ impl std::str::FromStr for DeviceKind {
 }
 
 /// A class to keep, by id (`0`) or by name (`"person"`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
 pub enum ClassSel {
     Id(u32),
     Name(String),
+}
+
+/// By hand rather than `untagged`, whose error ("did not match any variant of untagged enum
+/// ClassSel") names neither the value nor what is accepted.
+impl<'de> Deserialize<'de> for ClassSel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl serde::de::Visitor<'_> for Visit {
+            type Value = ClassSel;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a class id (0, 1, ...) or a class name (\"person\")")
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<ClassSel, E> {
+                u32::try_from(v).map(ClassSel::Id).map_err(|_| E::custom(format!("class id {v} is too large")))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<ClassSel, E> {
+                match u64::try_from(v) {
+                    Ok(v) => self.visit_u64(v),
+                    Err(_) => Err(E::custom(format!(
+                        "class id {v}: ids are 0 or more (0 is the model's first class); or give a class name"
+                    ))),
+                }
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<ClassSel, E> {
+                Ok(ClassSel::Name(v.to_string()))
+            }
+        }
+        d.deserialize_any(Visit)
+    }
 }
 
 impl std::str::FromStr for ClassSel {
@@ -110,13 +139,27 @@ impl DetectConfig {
         Ok(NmsParams { conf: self.conf, iou: self.iou, max_det: self.max_det, classes })
     }
 
-    /// Threads to use: the configured count, or every available core.
+    /// Threads to use: the configured count capped at the available cores (more only contend for
+    /// them; a warning says so), or every available core for 0.
     pub fn effective_threads(&self) -> usize {
-        if self.threads > 0 {
-            self.threads
-        } else {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let (threads, warning) = cap_threads(self.threads, cores);
+        if let Some(w) = warning {
+            tracing::warn!("{w}");
         }
+        threads
+    }
+}
+
+/// `detect.threads` against `cores`: the count to use, and a warning when it was capped.
+pub fn cap_threads(requested: usize, cores: usize) -> (usize, Option<String>) {
+    match requested {
+        0 => (cores, None),
+        n if n > cores => (
+            cores,
+            Some(format!("detect.threads = {n} is more than the {cores} available cores: using {cores}")),
+        ),
+        n => (n, None),
     }
 }
 
@@ -158,6 +201,27 @@ mod tests {
         assert!(err.contains("no class named \"dragon\"") && err.contains("\"person\""), "{err}");
         let bad: DetectConfig = serde_json::from_str(r#"{"classes": [7]}"#).unwrap();
         assert!(bad.nms_params(&names).unwrap_err().to_string().contains("out of range"));
+    }
+
+    #[test]
+    fn threads_are_capped_at_the_cores_with_a_warning() {
+        assert_eq!(cap_threads(0, 4), (4, None));
+        assert_eq!(cap_threads(2, 4), (2, None));
+        let (n, w) = cap_threads(1000, 4);
+        assert_eq!(n, 4);
+        assert!(w.unwrap().contains("detect.threads = 1000"));
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(DetectConfig { threads: 1000, ..Default::default() }.effective_threads(), cores);
+    }
+
+    #[test]
+    fn a_negative_class_id_says_what_is_accepted() {
+        let e = serde_json::from_str::<DetectConfig>(r#"{"classes": [-1]}"#).unwrap_err().to_string();
+        assert!(e.contains("class id -1") && e.contains("0 or more") && !e.contains("untagged"), "{e}");
+        let e = serde_json::from_str::<DetectConfig>(r#"{"classes": [1.5]}"#).unwrap_err().to_string();
+        assert!(e.contains("class id") && e.contains("class name"), "{e}");
+        let c: DetectConfig = serde_json::from_str(r#"{"classes": [0, "car"]}"#).unwrap();
+        assert_eq!(c.classes, Some(vec![ClassSel::Id(0), ClassSel::Name("car".into())]));
     }
 
     #[test]

@@ -34,10 +34,15 @@ pub struct Imported {
 
 /// Read and check an ONNX export without writing anything.
 pub fn read_onnx(src: &Path) -> anyhow::Result<Imported> {
+    let bytes = std::fs::read(src).with_context(|| format!("reading {}", src.display()))?;
+    read_onnx_bytes(&bytes, src)
+}
+
+/// [`read_onnx`] on the file's bytes; `src` names it in messages and in `model.json`.
+pub fn read_onnx_bytes(bytes: &[u8], src: &Path) -> anyhow::Result<Imported> {
     let file = src.display().to_string();
-    let bytes = std::fs::read(src).with_context(|| format!("reading {file}"))?;
-    let sha256 = hex(&Sha256::digest(&bytes));
-    let model = decode_model(&bytes).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
+    let sha256 = hex(&Sha256::digest(bytes));
+    let model = decode_model(bytes).map_err(|e| anyhow::anyhow!("{file}: {e}"))?;
     let graph = model.graph.as_ref().ok_or_else(|| anyhow::anyhow!("{file}: not an ONNX model (no graph)"))?;
     let md: HashMap<&str, &str> = model.metadata_props.iter().map(|p| (p.key.as_str(), p.value.as_str())).collect();
 

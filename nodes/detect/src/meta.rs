@@ -62,8 +62,13 @@ impl ModelMeta {
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!("reading {} (import a model with `perch model import <export.onnx> -o {}`)", path.display(), dir.display())
         })?;
+        Self::parse(&text, &path)
+    }
+
+    /// Parse and check the text of a `model.json`; `path` names it in messages.
+    pub fn parse(text: &str, path: &Path) -> anyhow::Result<Self> {
         let meta: ModelMeta =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a perch model.json", path.display()))?;
+            serde_json::from_str(text).with_context(|| format!("{}: not a perch model.json", path.display()))?;
         if meta.format != 1 {
             anyhow::bail!("{}: format {} is not supported (this build reads format 1)", path.display(), meta.format);
         }

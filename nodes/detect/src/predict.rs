@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use anyhow::Context;
-use perch_pipeline::{Detection, ImageBuf, Letterbox, PixelFormat, TensorBuf};
+use perch_pipeline::{Detection, ImageBuf, Letterbox, TensorBuf};
 use serde::Serialize;
 
 use crate::detector::Detector;
@@ -29,18 +29,14 @@ pub struct DetectionOut {
     pub bbox: [f32; 4],
 }
 
-/// Decode an image file into an RGB8 buffer.
+/// Decode an image file (JPEG or PNG) into an RGB8 buffer, on the replay source's decode path:
+/// a truncated or corrupt file, or one larger than [`perch_preprocess::DEFAULT_MAX_PIXELS`], is an
+/// error naming the file, never a partial image.
 pub fn load_image(path: &Path, into: &mut ImageBuf) -> anyhow::Result<()> {
-    let img = image::ImageReader::open(path)
-        .with_context(|| format!("opening {}", path.display()))?
-        .with_guessed_format()
-        .with_context(|| format!("reading {}", path.display()))?
-        .decode()
-        .with_context(|| format!("{}: not a decodable image (JPEG and PNG are supported)", path.display()))?
-        .into_rgb8();
-    into.reshape(PixelFormat::Rgb8, img.width(), img.height());
-    into.data.copy_from_slice(img.as_raw());
-    Ok(())
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    perch_preprocess::ImageDecoder::default()
+        .decode(&bytes, into)
+        .with_context(|| format!("{}: not a complete JPEG or PNG image", path.display()))
 }
 
 /// The model input for an image file: decode + letterbox to `imgsz`, as the pipeline does.

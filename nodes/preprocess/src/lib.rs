@@ -1,8 +1,9 @@
 #![doc = include_str!("../README.md")]
 
+pub mod decode;
 pub mod fused;
 pub mod geometry;
-mod jpeg;
+pub mod jpeg_check;
 pub mod pixel;
 pub mod reference;
 mod stage;
@@ -10,8 +11,8 @@ mod stage;
 use anyhow::ensure;
 use perch_pipeline::{ImageBuf, Letterbox, TensorBuf};
 
+pub use decode::{decode_jpeg_into, decode_jpeg_with, DecodeLimits, ImageDecoder, DEFAULT_MAX_PIXELS};
 pub use fused::{simd_path, Path, Preprocessor};
-pub use jpeg::decode_jpeg_into;
 pub use stage::{PreprocessConfig, PreprocessStage};
 
 /// The padding value of Ultralytics' LetterBox (114 of 255), in tensor units.

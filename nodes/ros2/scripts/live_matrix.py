@@ -244,6 +244,10 @@ def run_perch_e2e(args, logs):
             stop(p)
     checks = [("perch run (real pipeline) stays up and stops cleanly on Ctrl-C", rc_rclpy == 0 and perch_alive and rc_perch == 0,
                f"rclpy {rc_rclpy}, perch alive {perch_alive}, perch exit {rc_perch}")]
+    # A clean shutdown logs no errors (ros2-client once logged "Cannot notify spin task to stop" on every one).
+    with open(os.path.join(logs, "perch.log"), errors="replace") as f:
+        errors = [line.strip() for line in f if " ERROR " in line or line.startswith("ERROR")]
+    checks.append(("perch run: a clean Ctrl-C shutdown logs no ERROR lines", not errors, "; ".join(errors[:3])))
     try:
         with open(rclpy_out) as f:
             rc = json.load(f)

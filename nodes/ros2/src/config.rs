@@ -183,8 +183,8 @@ impl Ros2Config {
     pub fn validate(&self) -> anyhow::Result<()> {
         use anyhow::ensure;
         ensure!(
-            self.diagnostics.period_s.is_finite() && self.diagnostics.period_s >= 0.05,
-            "ros2.diagnostics.period_s = {}: must be at least 0.05 seconds",
+            self.diagnostics.period_s.is_finite() && (0.05..=3600.0).contains(&self.diagnostics.period_s),
+            "ros2.diagnostics.period_s = {}: must be between 0.05 and 3600 seconds",
             self.diagnostics.period_s
         );
         ensure!(
@@ -193,8 +193,8 @@ impl Ros2Config {
             self.diagnostics.miss_rate_warn
         );
         ensure!(
-            self.image.rate_hz.is_finite() && self.image.rate_hz > 0.0,
-            "ros2.image.rate_hz = {}: must be > 0",
+            self.image.rate_hz.is_finite() && (0.001..=1000.0).contains(&self.image.rate_hz),
+            "ros2.image.rate_hz = {}: must be between 0.001 and 1000 images per second",
             self.image.rate_hz
         );
         ensure!(

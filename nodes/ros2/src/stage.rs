@@ -54,7 +54,9 @@ pub struct Ros2PublishStage {
     det_pub: Publisher<Detection2DArray>,
     img_pub: Option<Publisher<CompressedImage>>,
     diag_pub: Option<Publisher<DiagnosticArray>>,
-    node: Node,
+    /// `None` once stopped: dropping the node is what tells its spinner to stop (see `stop`).
+    node: Option<Node>,
+    node_name: String,
     _context: Context,
     spinner: Option<JoinHandle<()>>,
     diag_thread: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
@@ -72,7 +74,7 @@ pub struct Ros2PublishStage {
 impl std::fmt::Debug for Ros2PublishStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Ros2PublishStage")
-            .field("node", &self.node.fully_qualified_name())
+            .field("node", &self.node_name)
             .field("domain_id", &self.domain_id)
             .finish_non_exhaustive()
     }
@@ -212,7 +214,8 @@ impl Ros2PublishStage {
             det_pub,
             img_pub,
             diag_pub,
-            node,
+            node_name: node.fully_qualified_name(),
+            node: Some(node),
             _context: context,
             spinner: Some(spinner),
             diag_thread: None,
@@ -240,12 +243,12 @@ impl Ros2PublishStage {
 
     /// `/namespace/name`.
     pub fn node_name(&self) -> String {
-        self.node.fully_qualified_name()
+        self.node_name.clone()
     }
 
     /// Subscriptions currently matched to the detections publisher.
     pub fn detections_subscribers(&self) -> usize {
-        self.det_pub.get_subscription_count(&self.node)
+        self.node.as_ref().map_or(0, |node| self.det_pub.get_subscription_count(node))
     }
 
     /// Observe every detections message right after it was handed to DDS (tools, tests).
@@ -327,7 +330,7 @@ impl Stage for Ros2PublishStage {
                 diag_pub,
                 ctx.live.clone(),
                 &self.cfg,
-                self.node.fully_qualified_name(),
+                self.node_name.clone(),
                 self.counts.clone(),
             )?);
         }
@@ -389,7 +392,10 @@ impl Stage for Ros2PublishStage {
             let _ = tx.send(());
             let _ = h.join();
         }
-        self.node.stop_spinner();
+        // ros2-client signals the spinner once from `stop_spinner` and again from `Node::drop`;
+        // the second finds the spinner gone and logs "ERROR Cannot notify spin task to stop" on
+        // every clean shutdown. Dropping the node is the one signal (the spinner is still there).
+        drop(self.node.take());
         if let Some(h) = self.spinner.take() {
             join_bounded(h, std::time::Duration::from_secs(2));
         }

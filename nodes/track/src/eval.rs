@@ -18,8 +18,16 @@ pub fn eval_mot(gt: &Path, tracks: &Path, max_distance: f64) -> anyhow::Result<M
     if !(max_distance > 0.0 && max_distance <= 1.0) {
         anyhow::bail!("--max-distance {max_distance}: must be in (0, 1] (1 - IoU)");
     }
-    let gt = read_mot(gt)?;
-    let tracks = read_mot(tracks)?;
+    let (gt_path, tracks_path) = (gt, tracks);
+    let gt = read_mot(gt_path)?;
+    if gt.is_empty() {
+        anyhow::bail!("{}: no ground-truth boxes (an empty file scores nothing)", gt_path.display());
+    }
+    let tracks = read_mot(tracks_path)?;
+    if tracks.is_empty() {
+        // A tracker that saw nothing is a valid (bad) result: score it, but say so.
+        tracing::warn!("{}: no tracks at all: every ground-truth box is a miss", tracks_path.display());
+    }
     let opts = MotOptions { max_distance, ..MotOptions::default() };
     Ok(evaluate(&gt, &tracks, &opts))
 }
@@ -179,5 +187,23 @@ mod config_file_tests {
         assert!(e.contains("key `track.track_bufer`") && e.contains("typo.toml"), "{e}");
         let e = load_track_config(&write("bare_typo.toml", "trak_buffer = 1\n")).unwrap_err().to_string();
         assert!(e.contains("key `trak_buffer`"), "{e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_ground_truth_is_an_error_and_empty_tracks_score_zero() {
+        let dir = std::env::temp_dir().join(format!("perch-eval-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (gt, empty) = (dir.join("gt.txt"), dir.join("empty.txt"));
+        std::fs::write(&gt, "1,1,10,10,20,40,1,-1,-1,-1\n2,1,12,10,20,40,1,-1,-1,-1\n").unwrap();
+        std::fs::write(&empty, "\n").unwrap();
+        let e = eval_mot(&empty, &gt, 0.5).unwrap_err().to_string();
+        assert!(e.contains("empty.txt") && e.contains("no ground-truth boxes"), "{e}");
+        let m = eval_mot(&gt, &empty, 0.5).unwrap();
+        assert_eq!(m.num_misses, 2);
     }
 }

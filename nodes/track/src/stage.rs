@@ -71,8 +71,8 @@ impl TrackConfig {
             );
         }
         let frame_rate = match self.frame_rate {
-            Some(f) if !(f.is_finite() && f > 0.0) => {
-                bail!("track.frame_rate = {f}: must be > 0 frames per second")
+            Some(f) if !(f.is_finite() && (0.001..=10_000.0).contains(&f)) => {
+                bail!("track.frame_rate = {f}: must be a frame rate from 0.001 to 10000 frames per second")
             }
             Some(f) => f,
             None => fallback_fps
@@ -96,6 +96,11 @@ impl TrackConfig {
 /// (the detector skipped them) coast: tracks are predicted and published with `predicted = true`.
 /// Frames that never reached this stage (dropped upstream: a gap in `seq`) are predicted through
 /// silently so the motion model keeps real time.
+///
+/// A frame of another size than the one before (a replay folder of mixed resolutions, a camera
+/// that renegotiated its mode) restarts the tracker: boxes of two pixel grids cannot be associated,
+/// and without the restart ByteTrack held every new detection as tentative and published 0 tracks.
+/// Ids keep counting (never reused); the first change is logged, all are counted.
 pub struct TrackStage {
     config: TrackConfig,
     tracker: Tracker,
@@ -105,6 +110,9 @@ pub struct TrackStage {
     fresh_frames: u64,
     coasted_frames: u64,
     gap_frames: u64,
+    /// Source image size of the last frame.
+    size: Option<(u32, u32)>,
+    resolution_changes: u64,
 }
 
 impl TrackStage {
@@ -119,6 +127,8 @@ impl TrackStage {
             fresh_frames: 0,
             coasted_frames: 0,
             gap_frames: 0,
+            size: None,
+            resolution_changes: 0,
         })
     }
 
@@ -154,6 +164,23 @@ impl Stage for TrackStage {
     }
 
     fn process(&mut self, frame: &mut Frame) -> anyhow::Result<Flow> {
+        let size = (frame.image.width, frame.image.height);
+        if self.size.is_some_and(|s| s != size) {
+            let (w, h) = self.size.unwrap_or_default();
+            if self.resolution_changes == 0 {
+                tracing::warn!(
+                    "track: frame {} is {}x{}, the frames before were {w}x{h}: tracks restart (ids continue); \
+                     further size changes are counted as `resolution_changes`, not logged",
+                    frame.seq,
+                    size.0,
+                    size.1
+                );
+            }
+            self.resolution_changes += 1;
+            self.tracker.restart();
+            self.last_seq = None;
+        }
+        self.size = Some(size);
         if let Some(last) = self.last_seq {
             // Frames dropped upstream still took time: predict through them (bounded, so a
             // restarted source cannot stall the stage).
@@ -193,6 +220,7 @@ impl Stage for TrackStage {
             ("coasted_frames".into(), self.coasted_frames),
             ("gap_frames_predicted".into(), self.gap_frames),
             ("tracks_held".into(), self.tracker.num_tracks() as u64),
+            ("resolution_changes".into(), self.resolution_changes),
         ]
     }
 }

@@ -290,6 +290,14 @@ impl Tracker {
         *self = Self::new(self.params);
     }
 
+    /// Forget all tracks as at the start of a new sequence (the next frame's detections become
+    /// tracks at once), but keep counting ids so none is ever reused.
+    pub fn restart(&mut self) {
+        let next_id = self.next_id;
+        *self = Self::new(self.params);
+        self.next_id = next_id;
+    }
+
     fn predict_pool(&mut self) {
         for t in self
             .tracks

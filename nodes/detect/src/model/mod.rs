@@ -198,6 +198,16 @@ impl YoloModel {
             .with_context(|| format!("loading {arch:?}-{scale:?} ({num_classes} classes) from {}", weights.display()))
     }
 
+    /// Loads from the bytes of a `model.safetensors` (f32 kernels on the CPU): what [`Self::load`]
+    /// reads from the file, for callers that hold the bytes (the fuzzer, embedded models).
+    pub fn load_from_bytes(bytes: Vec<u8>, arch: Arch, scale: Scale, num_classes: usize, device: &Device) -> Result<YoloModel> {
+        let dtype = Self::dtype_for(device);
+        let vb = VarBuilder::from_buffered_safetensors(bytes, dtype, device).context("reading safetensors weights")?;
+        let kern = if dtype == DType::F32 { ConvKernel::for_device(device) } else { ConvKernel::Reference };
+        Self::from_varbuilder(vb, arch, scale, num_classes, kern)
+            .with_context(|| format!("loading {arch:?}-{scale:?} ({num_classes} classes) from safetensors bytes"))
+    }
+
     /// Builds the model from any VarBuilder (weights under `model.<i>.`), with an explicit conv kernel.
     pub fn from_varbuilder(vb: VarBuilder, arch: Arch, scale: Scale, nc: usize, kern: ConvKernel) -> Result<YoloModel> {
         let dtype = vb.dtype();

@@ -76,6 +76,9 @@ pub fn parse_mot(text: &str, name: &str) -> anyhow::Result<Vec<MotRow>> {
             );
         }
         let frame = parse_int(toks[0], "frame", name, line_no)?;
+        if frame < 1 {
+            bail!("{name}:{line_no}: frame {frame}: MOTChallenge frame numbers start at 1");
+        }
         let id = parse_int(toks[1], "id", name, line_no)?;
         let mut bbox = [0.0; 4];
         for (k, what) in ["left", "top", "width", "height"].iter().enumerate() {
@@ -174,6 +177,14 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("f.txt:1") && e.contains("integer"), "{e}");
+    }
+
+    #[test]
+    fn frame_numbers_start_at_one() {
+        for bad in ["0,1,2,3,4,5\n", "-3,1,2,3,4,5\n"] {
+            let e = parse_mot(bad, "g.txt").unwrap_err().to_string();
+            assert!(e.contains("g.txt:1") && e.contains("start at 1"), "{e}");
+        }
     }
 
     #[test]
