@@ -77,6 +77,8 @@ pub trait FrameJob: Send + 'static {
     fn load(&mut self, frame: &mut Frame);
     /// Write the job's result into `frame.detections` (the frame it is joined to).
     fn store(&self, frame: &mut Frame);
+    /// After an inline run, hand the input buffers back to the frame they came from (swap again).
+    fn restore(&mut self, _frame: &mut Frame) {}
 }
 
 /// Smoothed latency and its deviation (Jacobson/Karels, as TCP estimates round trips):
@@ -234,8 +236,11 @@ impl<J: FrameJob> Scheduled<J> {
     /// Put a finished job's result on `frame` and recycle the job. Returns whether the frame
     /// now carries a result. `inline`: an error is returned instead of counted.
     fn join(&mut self, done: Done<J>, frame: &mut Frame, inline: bool) -> anyhow::Result<bool> {
-        let Done { origin, job, outcome, took } = done;
+        let Done { origin, mut job, outcome, took } = done;
         self.estimate.add(took);
+        if inline {
+            job.restore(frame);
+        }
         let carried = match &outcome {
             Ok(()) => {
                 job.store(frame);

@@ -47,7 +47,7 @@ fn the_stage_writes_source_pixel_detections_and_class_names() {
     assert_eq!(perch_detect::class_names(&repo().join("models/yolov12n")).unwrap().len(), 80);
     let (_, tensor, lb) = input(&repo().join(&golden.frame), 640);
     let mut dets = Vec::new();
-    stage.detector_mut().detect(&tensor, &lb, &mut dets).unwrap();
+    stage.detector_mut().expect("not started").detect(&tensor, &lb, &mut dets).unwrap();
     assert!(!dets.is_empty() && dets.iter().all(|d| d.class_id == 0));
     assert!(dets.iter().all(|d| d.bbox.x2 <= 768.0 && d.bbox.y2 <= 576.0 && d.bbox.x1 >= 0.0 && d.bbox.y1 >= 0.0));
     let persons = golden.detections.iter().filter(|d| d.class_id == 0 && d.score > 0.27).count();

@@ -1,7 +1,7 @@
 //! The pipeline stage: `frame.image` → `frame.tensor` + `frame.letterbox`.
 
 use anyhow::ensure;
-use perch_pipeline::{Flow, Frame, Stage};
+use perch_pipeline::{Frame, Stage};
 use serde::{Deserialize, Serialize};
 
 /// `[preprocess]` in the pipeline TOML.
@@ -53,9 +53,9 @@ impl Stage for PreprocessStage {
         "preprocess"
     }
 
-    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<Flow> {
+    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
         let data = &mut *frame.data;
         data.letterbox = self.pre.run(&data.image, self.imgsz, self.imgsz, &mut data.tensor)?;
-        Ok(Flow::Continue)
+        Ok(())
     }
 }
