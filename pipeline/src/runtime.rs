@@ -76,7 +76,7 @@ impl DetectionTally {
         }
         if let Some(a) = age {
             self.age_frames.saturating_record(a.frames as u64);
-            record(&mut self.age_ms, Duration::from_secs_f32(a.ms.max(0.0)));
+            record(&mut self.age_ms, Duration::from_secs_f32(a.ms.max(0.0) / 1000.0));
         }
     }
 

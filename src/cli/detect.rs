@@ -61,6 +61,7 @@ impl DetectArgs {
             imgsz: self.model.imgsz,
             device: self.model.device,
             threads: self.model.threads,
+            ..DetectConfig::default()
         }
     }
 }

@@ -109,7 +109,8 @@ impl ReplaySource {
         })
     }
 
-    fn decode_into(&mut self, path: &Path, data: &mut FrameData) -> anyhow::Result<()> {
+    fn decode_into(&mut self, index: usize, data: &mut FrameData) -> anyhow::Result<()> {
+        let path = self.files[index].as_path();
         self.file_buf.clear();
         std::fs::File::open(path)
             .and_then(|mut f| f.read_to_end(&mut self.file_buf))
@@ -191,8 +192,7 @@ impl Source for ReplaySource {
             Some(ts) => ts,
             None => self.pacer.wait_next(),
         };
-        let path = self.files[index as usize].clone();
-        match self.decode_into(&path, data) {
+        match self.decode_into(index as usize, data) {
             Ok(()) => SourceEvent::Frame { source_index: index, source_ts },
             Err(e) => SourceEvent::DecodeError { source_index: index, what: format!("{e:#}") },
         }

@@ -25,6 +25,9 @@ use perch_pipeline::DetectionAge;
 
 use crate::tracker::{Det, TrackOut, Tracker, TrackerParams, TrackerState};
 
+/// Tracks a history snapshot has room for before it grows.
+pub const SNAPSHOT_TRACKS: usize = 32;
+
 /// What a frame brings to the tracker.
 #[derive(Clone, Copy, Debug)]
 pub enum Input<'a> {
@@ -63,16 +66,28 @@ pub struct LateTracker {
     tracker: Tracker,
     history: usize,
     ring: VecDeque<Entry>,
+    /// Entries not in the ring yet, their buffers allocated up front (see [`LateTracker::new`]).
+    spare: Vec<Entry>,
     /// The newest frame whose detections were applied: (seq, source time).
     last_detection: Option<(u64, Duration)>,
     scratch: Vec<TrackOut>,
 }
 
 impl LateTracker {
-    /// `history`: frames of state kept (a result older than this is not used); at least 1.
+    /// `history`: frames of state kept (a result older than this is not used); at least 1. The
+    /// snapshots are allocated here, room for [`SNAPSHOT_TRACKS`] tracks each, so the frames
+    /// that follow allocate nothing (a snapshot grows once if more tracks are held).
     pub fn new(params: TrackerParams, history: usize) -> Self {
         let history = history.max(1);
-        Self { tracker: Tracker::new(params), history, ring: VecDeque::with_capacity(history), last_detection: None, scratch: Vec::new() }
+        let spare = (0..history).map(|_| Entry { before: TrackerState::with_capacity(SNAPSHOT_TRACKS), ..Entry::default() }).collect();
+        Self {
+            tracker: Tracker::new(params),
+            history,
+            ring: VecDeque::with_capacity(history),
+            spare,
+            last_detection: None,
+            scratch: Vec::with_capacity(SNAPSHOT_TRACKS),
+        }
     }
 
     pub fn tracker(&self) -> &Tracker {
@@ -132,7 +147,7 @@ impl LateTracker {
     }
 
     fn push_entry(&mut self, seq: u64, ts: Duration, updated: bool) {
-        let mut e = if self.ring.len() >= self.history { self.ring.pop_front().unwrap_or_default() } else { Entry::default() };
+        let mut e = if self.ring.len() >= self.history { self.ring.pop_front() } else { self.spare.pop() }.unwrap_or_default();
         e.seq = seq;
         e.ts = ts;
         e.updated = updated;

@@ -261,6 +261,13 @@ pub struct TrackerState {
     tracks: Vec<Track>,
 }
 
+impl TrackerState {
+    /// An empty state with room for `tracks` tracks.
+    pub fn with_capacity(tracks: usize) -> Self {
+        Self { tracks: Vec::with_capacity(tracks), ..Self::default() }
+    }
+}
+
 /// A multi-object tracker (ByteTrack or SORT). Feed it every frame in order: `update` with the
 /// frame's detections, or `coast` when the detector did not run on that frame.
 #[derive(Debug)]
