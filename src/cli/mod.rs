@@ -18,6 +18,8 @@ Examples:
       as fast as possible, and write the JSON report
   perch run --config configs/replay.toml --set detect.imgsz=320 --set track.tracker=sort
       smaller model input (the Jetson Nano profile) and the SORT tracker
+  perch run --config configs/replay.toml --set source.fps=30 --set detect.schedule=async
+      a 30 fps camera and a slower detector: every frame published, detections folded in late
   perch detect datasets/vtest/img1/000001.jpg --json
       detections of one image, in source pixels
   perch bench detect --imgsz 640 --threads 2 --runs 30
@@ -25,7 +27,9 @@ Examples:
   perch model import yolov8n.onnx -o models/yolov8n
       import an Ultralytics ONNX export
   perch eval mot --gt datasets/tud-campus/gt.txt --tracks datasets/tud-campus/test.txt
-      MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth";
+      MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth
+  perch eval track --gt datasets/tud-campus/gt.txt --detector-ms 90 --fps 30 --seeds 5
+      a 90 ms detector on a 30 fps camera: three ways of publishing its late results, scored";
 
 #[derive(Parser)]
 #[command(name = "perch", version, about = "Real-time perception pipeline for drones and robots", after_help = EXAMPLES)]
