@@ -7,6 +7,9 @@
 #
 #   scripts/bench_schedule.sh [--bin target/release/perch] [--rounds 3] [--fps 30] [--schedules "every_frame auto"]
 #                             [--out target/bench-schedule] [-- extra perch run arguments]
+#
+# A schedule may carry its own budget: "every_frame@1500" runs with pipeline.budget_ms=1500 (the
+# budget today's replay.toml had), plain names run with configs/replay.toml's.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN="${CARGO_TARGET_DIR:-target}/release/perch"
@@ -31,10 +34,13 @@ mkdir -p "$OUT"
 echo "perch: $BIN; $(nproc) cores; rounds $ROUNDS; source.fps=$FPS; schedules: $SCHEDULES; extra: ${EXTRA[*]:-none}"
 for round in $(seq 1 "$ROUNDS"); do
     for s in $SCHEDULES; do
+        name="${s%@*}"
+        budget=()
+        [[ "$s" == *@* ]] && budget=(--set "pipeline.budget_ms=${s#*@}")
         load=$(cut -d' ' -f1 /proc/loadavg)
         echo "$load" > "$OUT/$s-$round.load"
-        "$BIN" run --config configs/replay.toml --set source.fps="$FPS" --set detect.schedule="\"$s\"" \
-            "${EXTRA[@]}" --report "$OUT/$s-$round.json" > "$OUT/$s-$round.txt" 2> "$OUT/$s-$round.err" \
+        "$BIN" run --config configs/replay.toml --set source.fps="$FPS" --set detect.schedule="\"$name\"" \
+            "${budget[@]}" "${EXTRA[@]}" --report "$OUT/$s-$round.json" > "$OUT/$s-$round.txt" 2> "$OUT/$s-$round.err" \
             || { echo "run $s round $round failed: $(tail -3 "$OUT/$s-$round.err")" >&2; exit 1; }
         echo "round $round: $s done (load $load)"
     done
@@ -58,7 +64,8 @@ def row(r, load):
 cols = ["fps", "published %", "e2e p50 ms", "e2e p99 ms", "age p50 f", "age p99 f", "age p50 ms", "age p99 ms",
         "duty %", "late unused", "deadline", "stale", "load"]
 print()
-print(f"{'schedule':<12} {'round':>5} " + " ".join(f"{c:>11}" for c in cols))
+cols.insert(0, "budget ms")
+print(f"{'schedule':<16} {'round':>5} " + " ".join(f"{c:>11}" for c in cols))
 med = {}
 for s in schedules:
     rows = []
@@ -66,11 +73,11 @@ for s in schedules:
         r = json.load(open(f"{out}/{s}-{k}.json"))
         load = float(open(f"{out}/{s}-{k}.load").read())
         rows.append(row(r, load))
-        print(f"{s:<12} {k:>5} " + " ".join(f"{rows[-1][c]:>11.1f}" for c in cols))
+        print(f"{s:<16} {k:>5} " + " ".join(f"{rows[-1][c]:>11.1f}" for c in cols))
     med[s] = {c: statistics.median(x[c] for x in rows) for c in cols}
 print()
-print(f"median over {rounds} rounds (budget {rows[-1]['budget ms']:.0f} ms):")
-print(f"{'schedule':<12} " + " ".join(f"{c:>11}" for c in cols))
+print(f"median over {rounds} rounds:")
+print(f"{'schedule':<16} " + " ".join(f"{c:>11}" for c in cols))
 for s in schedules:
-    print(f"{s:<12} " + " ".join(f"{med[s][c]:>11.1f}" for c in cols))
+    print(f"{s:<16} " + " ".join(f"{med[s][c]:>11.1f}" for c in cols))
 PY

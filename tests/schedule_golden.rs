@@ -17,14 +17,18 @@ fn repo() -> &'static Path {
 }
 
 fn run(name: &str) -> (Vec<Value>, Value) {
+    run_with(name, &["--set", "detect.schedule=\"async\"", "--set", "detect.virtual_latency_ms=90", "--set", "source.end_frame=30"])
+}
+
+fn run_with(name: &str, schedule: &[&str]) -> (Vec<Value>, Value) {
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("schedule_golden").join(name);
     std::fs::create_dir_all(&dir).unwrap();
     let (dets, report) = (dir.join("dets.jsonl"), dir.join("report.json"));
     let out = Command::new(env!("CARGO_BIN_EXE_perch"))
         .current_dir(repo())
         .args(["run", "--config", "configs/replay.toml"])
-        .args(["--set", "source.pacing=\"max\"", "--set", "source.fps=30", "--set", "source.end_frame=30"])
-        .args(["--set", "detect.imgsz=320", "--set", "detect.schedule=\"async\"", "--set", "detect.virtual_latency_ms=90"])
+        .args(["--set", "source.pacing=\"max\"", "--set", "source.fps=30", "--set", "detect.imgsz=320"])
+        .args(schedule)
         .args(["--set", "pipeline.budget_ms=600000"])
         .arg("--detections")
         .arg(&dets)
@@ -115,4 +119,24 @@ fn async_schedule_on_the_virtual_clock_publishes_the_same_boxes_every_time() {
     for (i, (got, want)) in first.iter().zip(&want).enumerate() {
         same(got, want, &format!("line {i}")).unwrap_or_else(|e| panic!("against {GOLDEN}: {e}"));
     }
+}
+
+/// `interval = 2`: the detector runs inline on frames 0, 3, 6, ...; the two frames after each are
+/// published at once with the tracker's predictions, one and two frames old.
+#[test]
+fn interval_schedule_detects_every_third_frame_and_predicts_the_rest() {
+    let (lines, report) = run_with("interval", &["--set", "detect.schedule=\"interval\"", "--set", "detect.interval=2", "--set", "source.end_frame=12"]);
+    assert_eq!(lines.len(), 12);
+    for line in &lines {
+        let seq = line["seq"].as_u64().unwrap();
+        assert_eq!(line["fresh"], seq % 3 == 0, "{line}");
+        assert_eq!(line["detection_age"]["frames"].as_u64(), Some(seq % 3), "{line}");
+        for b in line["detections"].as_array().unwrap() {
+            assert_eq!(b["predicted"], seq % 3 != 0, "{b}");
+        }
+    }
+    let d = &report["detection"];
+    assert_eq!((d["fresh"].as_u64(), d["predicted"].as_u64(), d["without"].as_u64()), (Some(4), Some(8), Some(0)), "{d}");
+    let detect = report["stages"].as_array().unwrap().iter().find(|s| s["name"] == "detect").unwrap();
+    assert_eq!((detect["counters"]["inline"].as_u64(), detect["counters"]["passed_without"].as_u64()), (Some(4), Some(8)));
 }

@@ -153,8 +153,6 @@ impl Pipeline {
         anyhow::ensure!(stages.len() < MAX_STAGES, "at most {} stages are supported", MAX_STAGES - 1);
         let info = source.info();
         let live_source = source.is_live();
-        // A paced source (camera, realtime replay) must not wait for the pipeline: keep_latest edges
-        // evict stale frames. A max-speed replay waits on every edge instead, so it loses nothing.
         let ledger = Arc::new(Ledger::new());
         let mut names = vec!["capture".to_string()];
         names.extend(stages.iter().map(|s| s.stage.name().to_string()));
@@ -182,6 +180,8 @@ impl Pipeline {
             tap.start(&start).with_context(|| format!("tap `{name}` failed to start"))?;
         }
 
+        // A paced source (camera, realtime replay) must not wait for the pipeline: keep_latest edges
+        // evict stale frames. A max-speed replay waits on every edge instead, so it loses nothing.
         let ctx = Arc::new(RunCtx { ledger: ledger.clone(), live, stop: stop.clone(), wait: !live_source });
         // Wire edges back to front so each thread gets its input receiver and its downstream: the
         // edge into the thread after it, or, for the last thread (the last stage, or capture when

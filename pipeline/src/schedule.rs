@@ -58,7 +58,8 @@ pub struct ScheduleConfig {
     pub schedule: Schedule,
     /// `interval`: frames skipped between two inline runs.
     pub interval: u32,
-    /// Share of the frame period the work may take to run inline under `auto`.
+    /// Share of a live source's frame period the latency estimate may reach for `auto` to run
+    /// inline (1: the estimate, mean + 2 deviations, must fit one period, so frames do not queue up).
     pub inline_share: f64,
     /// Share of the budget kept for the stages after this one when `auto` decides to run inline.
     pub downstream_reserve: f64,
@@ -66,7 +67,7 @@ pub struct ScheduleConfig {
 
 impl Default for ScheduleConfig {
     fn default() -> Self {
-        Self { schedule: Schedule::EveryFrame, interval: 0, inline_share: 0.8, downstream_reserve: 0.1 }
+        Self { schedule: Schedule::EveryFrame, interval: 0, inline_share: 1.0, downstream_reserve: 0.1 }
     }
 }
 
