@@ -6,12 +6,16 @@
 //! `[stages.*]` tables in a config file does not matter, and a config can only switch a stage off
 //! (`enabled = false`) or change its queue and budget. Adding a stage is one entry here (plus its
 //! config section in `config.rs` if it has one).
+//!
+//! Cross-section rules (checked before anything is built): a `detect.schedule` that leaves frames
+//! without a detection of their own needs the tracker (it publishes predictions for them), and
+//! `detect.virtual_latency_ms` needs a replay at `pacing = "max"`.
 
 use std::sync::Arc;
 
 use anyhow::bail;
 use perch_pipeline::delay::DelayStage;
-use perch_pipeline::{LiveParams, Pipeline, Stage, StageRuntimeConfig, StageSlot, Tap};
+use perch_pipeline::{LiveParams, Pipeline, Schedule, Stage, StageRuntimeConfig, StageSlot, Tap};
 
 use crate::config::Config;
 
@@ -26,7 +30,7 @@ struct StageEntry {
     /// The stage's name in configs and reports (`[stages.<name>]`); equals `Stage::name()`.
     name: &'static str,
     /// Its settings when the config sets no key of `[stages.<name>]` (each key defaults on its own).
-    defaults: fn() -> StageRuntimeConfig,
+    defaults: fn(&Config) -> StageRuntimeConfig,
     /// Stages that must be enabled for this one to run, and why.
     needs: Option<(&'static str, &'static str)>,
     /// Builds the stage, or `None` when its own section leaves it out (e.g. `ros2.enabled = false`).
@@ -37,14 +41,14 @@ struct StageEntry {
 const STAGES: &[StageEntry] = &[
     StageEntry {
         name: "test_delay",
-        defaults: StageRuntimeConfig::keep_latest,
+        defaults: |_| StageRuntimeConfig::keep_latest(),
         needs: None,
         build: |cfg, _| Ok(cfg.test_delay.as_ref().map(|d| Box::new(DelayStage::new(d)) as Box<dyn Stage>)),
     },
     StageEntry {
         name: "preprocess",
         // Capture → preprocess keeps only the newest frame: a slow detector works on fresh frames.
-        defaults: StageRuntimeConfig::keep_latest,
+        defaults: |_| StageRuntimeConfig::keep_latest(),
         needs: None,
         build: |cfg, _| {
             // detect.imgsz also sizes preprocessing (`assemble` checks it under its own key first).
@@ -54,8 +58,14 @@ const STAGES: &[StageEntry] = &[
     },
     StageEntry {
         name: "detect",
-        // The detector is the slow stage: it too takes the newest frame rather than a queue of old ones.
-        defaults: StageRuntimeConfig::keep_latest,
+        // `every_frame`: the detector is the slow stage, it takes the newest frame rather than a
+        // queue of old ones. Under the other schedules the stage is quick (it hands frames to its
+        // worker), or, for `interval`, slow on one frame in `interval + 1`: the frames behind wait.
+        defaults: |cfg| match cfg.detect.schedule {
+            Schedule::EveryFrame => StageRuntimeConfig::keep_latest(),
+            Schedule::Interval => StageRuntimeConfig::fifo(cfg.detect.interval.unwrap_or(0) as usize + 1),
+            Schedule::Async | Schedule::Auto => StageRuntimeConfig::fifo(2),
+        },
         needs: Some(("preprocess", "it makes the model input")),
         build: |cfg, shared| {
             let detect = perch_detect::DetectStage::new(&cfg.detect)?.with_live_params(shared.params.clone());
@@ -64,14 +74,14 @@ const STAGES: &[StageEntry] = &[
     },
     StageEntry {
         name: "track",
-        defaults: || StageRuntimeConfig::fifo(2),
+        defaults: |_| StageRuntimeConfig::fifo(2),
         needs: Some(("detect", "the tracker follows detections")),
         build: |cfg, _| Ok(Some(Box::new(perch_track::TrackStage::new(&cfg.track)?))),
     },
     StageEntry {
         name: "ros2",
         // Publishing never holds the pipeline back: it gets the newest result.
-        defaults: StageRuntimeConfig::keep_latest,
+        defaults: |_| StageRuntimeConfig::keep_latest(),
         needs: None,
         build: build_ros2,
     },
@@ -89,14 +99,15 @@ pub fn stage_settings(cfg: &Config) -> anyhow::Result<Vec<(&'static str, StageRu
     Ok(STAGES
         .iter()
         .map(|e| {
-            let rt = (e.defaults)();
+            let rt = (e.defaults)(cfg);
             (e.name, cfg.stages.get(e.name).map_or(rt, |o| rt.with(o)))
         })
         .collect())
 }
 
-pub fn assemble(cfg: &Config) -> anyhow::Result<Pipeline> {
-    // Every key is checked (durations, rates, ranges) before anything is built or opened.
+/// Every check that needs no file or model: each key's value (durations, rates, ranges), stage
+/// names, what each stage needs and the rules between sections. Returns the stage settings.
+pub fn validate(cfg: &Config) -> anyhow::Result<Vec<(&'static str, StageRuntimeConfig)>> {
     cfg.validate()?;
     let settings = stage_settings(cfg)?;
     let enabled = |name: &str| settings.iter().any(|(n, rt)| *n == name && rt.enabled);
@@ -107,6 +118,13 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Pipeline> {
             }
         }
     }
+    check_schedule(cfg, enabled("detect"), enabled("track"))?;
+    Ok(settings)
+}
+
+pub fn assemble(cfg: &Config) -> anyhow::Result<Pipeline> {
+    // Every key is checked before anything is built or opened.
+    let settings = validate(cfg)?;
     let source = perch_capture::open(&cfg.source)?;
     let shared = Shared { params: Arc::new(LiveParams::new(cfg.detect.conf, cfg.detect.iou)) };
     let mut stages: Vec<StageSlot> = Vec::new();
@@ -124,10 +142,29 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Pipeline> {
     Ok(Pipeline { source, stages, taps, budget: cfg.pipeline.budget(), pool_size: cfg.pipeline.pool_size })
 }
 
+/// The rules between `[detect]`, `[stages.track]` and `[source]` (see the module docs).
+fn check_schedule(cfg: &Config, detect: bool, track: bool) -> anyhow::Result<()> {
+    let schedule = cfg.detect.schedule;
+    if detect && schedule.skips_frames() && !track {
+        bail!(
+            "detect.schedule = \"{}\" needs stages.track.enabled = true: frames without a detection of their own \
+             are published with the tracker's predictions (or use detect.schedule = \"every_frame\")",
+            schedule.as_str()
+        );
+    }
+    if cfg.detect.virtual_latency_ms.is_some() && cfg.source.pacing != perch_capture::Pacing::Max {
+        bail!(
+            "detect.virtual_latency_ms is for evaluating a schedule on a replay: it needs source.pacing = \"max\" \
+             (a live source would have to wait for the detector)"
+        );
+    }
+    Ok(())
+}
+
 /// The input queue the table gives a stage when the config sets none (for tests and docs).
 #[cfg(test)]
-fn default_queue(name: &str) -> Option<perch_pipeline::QueuePolicy> {
-    STAGES.iter().find(|e| e.name == name).map(|e| (e.defaults)().queue)
+fn default_queue(cfg: &Config, name: &str) -> Option<perch_pipeline::QueuePolicy> {
+    STAGES.iter().find(|e| e.name == name).map(|e| (e.defaults)(cfg).queue)
 }
 
 #[cfg(feature = "ros2")]
@@ -183,10 +220,28 @@ mod tests {
 
     #[test]
     fn the_table_fixes_the_default_queues() {
-        assert_eq!(default_queue("preprocess"), Some(QueuePolicy::KeepLatest));
-        assert_eq!(default_queue("detect"), Some(QueuePolicy::KeepLatest));
-        assert_eq!(default_queue("track"), Some(QueuePolicy::Fifo { capacity: 2 }));
-        assert_eq!(default_queue("ros2"), Some(QueuePolicy::KeepLatest));
+        let cfg = Config::default();
+        assert_eq!(default_queue(&cfg, "preprocess"), Some(QueuePolicy::KeepLatest));
+        assert_eq!(default_queue(&cfg, "detect"), Some(QueuePolicy::KeepLatest));
+        assert_eq!(default_queue(&cfg, "track"), Some(QueuePolicy::Fifo { capacity: 2 }));
+        assert_eq!(default_queue(&cfg, "ros2"), Some(QueuePolicy::KeepLatest));
+        // A detect stage that hands frames to its worker is quick: its frames queue instead of evicting.
+        let cfg = load(&["detect.schedule=\"async\""]);
+        assert_eq!(default_queue(&cfg, "detect"), Some(QueuePolicy::Fifo { capacity: 2 }));
+        let cfg = load(&["detect.schedule=\"interval\"", "detect.interval=2"]);
+        assert_eq!(default_queue(&cfg, "detect"), Some(QueuePolicy::Fifo { capacity: 3 }));
+    }
+
+    #[test]
+    fn schedules_that_skip_frames_need_the_tracker_and_virtual_latency_needs_max_pacing() {
+        let cfg = load(&["detect.schedule=\"auto\"", "stages.track.enabled=false"]);
+        let e = check_schedule(&cfg, true, false).unwrap_err().to_string();
+        assert!(e.contains("detect.schedule = \"auto\"") && e.contains("stages.track.enabled"), "{e}");
+        check_schedule(&load(&["stages.track.enabled=false"]), true, false).unwrap();
+        let cfg = load(&["detect.virtual_latency_ms=90"]);
+        let e = check_schedule(&cfg, true, true).unwrap_err().to_string();
+        assert!(e.contains("detect.virtual_latency_ms") && e.contains("source.pacing"), "{e}");
+        check_schedule(&load(&["detect.virtual_latency_ms=90", "source.pacing=\"max\""]), true, true).unwrap();
     }
 
     /// Setting one key of `[stages.<name>]` leaves the stage's other keys at their defaults (a

@@ -78,8 +78,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e:#}", path.display()))
                 .config;
             assert!(cfg.test_delay.is_none(), "{}: test_delay is for tests only", path.display());
-            cfg.validate().unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
-            crate::assemble::stage_settings(&cfg).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            crate::assemble::validate(&cfg).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             n += 1;
         }
         assert!(n >= 2, "found {n} configs");
@@ -121,5 +120,21 @@ mod tests {
     fn a_negative_class_names_the_key() {
         let e = perch_pipeline::config::load::<Config>(None, &["detect.classes=[-1]".into()]).unwrap_err().to_string();
         assert!(e.contains("detect.classes") && e.contains("class id -1") && !e.contains("untagged"), "{e}");
+    }
+
+    /// The built-in defaults are the default job's config, except its schedule: the default job
+    /// is a live replay (`auto`), the built-in default is today's `every_frame`, which runs with
+    /// any stage switched off.
+    #[test]
+    fn defaults_match_replay_toml_where_it_matters() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/replay.toml");
+        let file: Config = perch_pipeline::config::load(Some(&path), &[]).unwrap();
+        let builtin = Config::default();
+        assert_eq!(file.source, builtin.source);
+        assert_eq!(file.detect.schedule, perch_pipeline::Schedule::Auto);
+        assert_eq!(builtin.detect.schedule, perch_pipeline::Schedule::EveryFrame);
+        let file_detect = perch_detect::DetectConfig { schedule: builtin.detect.schedule, ..file.detect.clone() };
+        assert_eq!(file_detect, builtin.detect);
+        assert_eq!(file.track, builtin.track);
     }
 }

@@ -34,7 +34,17 @@ struct Line<'a> {
     seq: u64,
     source_index: u64,
     source_ts_s: f64,
+    /// The detector ran on this frame (its boxes rest on its own detection).
+    fresh: bool,
+    /// Age of the newest detection behind this frame's boxes (`null` before the first one).
+    detection_age: Option<Age>,
     detections: Vec<Det<'a>>,
+}
+
+#[derive(Serialize)]
+struct Age {
+    frames: u32,
+    ms: f32,
 }
 
 #[derive(Serialize)]
@@ -45,7 +55,11 @@ struct Det<'a> {
     class: Option<&'a str>,
     score: f32,
     track_id: Option<u64>,
+    /// The box is the tracker's prediction, not a detection made on this frame.
     predicted: bool,
+    /// Frames and source milliseconds since the detection behind the box (0 when not predicted).
+    age_frames: u32,
+    age_ms: f32,
 }
 
 impl JsonlTap {
@@ -109,9 +123,19 @@ impl Tap for JsonlTap {
                 score: d.score,
                 track_id: d.track_id,
                 predicted: d.predicted,
+                age_frames: d.age.frames,
+                age_ms: d.age.ms,
             })
             .collect();
-        let line = Line { seq: frame.seq, source_index: frame.source_index, source_ts_s: frame.source_ts.as_secs_f64(), detections };
+        let age = if frame.detections_fresh { Some(perch_pipeline::DetectionAge::FRESH) } else { frame.detection_age };
+        let line = Line {
+            seq: frame.seq,
+            source_index: frame.source_index,
+            source_ts_s: frame.source_ts.as_secs_f64(),
+            fresh: frame.detections_fresh,
+            detection_age: age.map(|a| Age { frames: a.frames, ms: a.ms }),
+            detections,
+        };
         self.line.clear();
         // Serialising plain numbers and strings into a Vec cannot fail.
         if serde_json::to_writer(&mut self.line, &line).is_err() {

@@ -41,7 +41,7 @@ fn run_json(args: &[&str], name: &str) -> (serde_json::Value, String) {
 #[test]
 fn replay_at_max_speed_publishes_every_frame_and_reports() {
     let (r, stdout) = run_json(&["--set", "source.pacing=max", "--set", "pipeline.budget_ms=60000"], "max");
-    assert_eq!(r["schema"], "perch.report/1");
+    assert_eq!(r["schema"], "perch.report/2");
     assert_eq!(r["frames"]["captured"], 200);
     assert_eq!(r["invariant_ok"], true);
     assert_eq!(r["frames"]["published"], r["frames"]["captured"], "nothing dropped when nothing is late:\n{stdout}");

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::frame::Frame;
-use crate::stage::{Flow, Stage};
+use crate::stage::Stage;
 
 /// `[test_delay]`: add a stage that sleeps `ms` per frame.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
@@ -35,8 +35,8 @@ impl Stage for DelayStage {
     fn name(&self) -> &'static str {
         "test_delay"
     }
-    fn process(&mut self, _frame: &mut Frame) -> anyhow::Result<Flow> {
+    fn process(&mut self, _frame: &mut Frame) -> anyhow::Result<()> {
         std::thread::sleep(self.delay);
-        Ok(Flow::Continue)
+        Ok(())
     }
 }

@@ -100,28 +100,78 @@ impl BBox {
     }
 }
 
+/// How old a detection is, seen from the frame that carries it: frames and source time between the
+/// frame the detector ran on and this one. Zero for a box detected on this very frame.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectionAge {
+    pub frames: u32,
+    /// Source time (`source_ts`) between the two frames, in milliseconds.
+    pub ms: f32,
+}
+
+impl DetectionAge {
+    pub const FRESH: DetectionAge = DetectionAge { frames: 0, ms: 0.0 };
+
+    /// The age of a detection computed on `of`, seen from `now`.
+    pub fn between(of: &FrameId, now: &FrameId) -> Self {
+        Self {
+            frames: now.seq.saturating_sub(of.seq).min(u32::MAX as u64) as u32,
+            ms: now.source_ts.saturating_sub(of.source_ts).as_secs_f32() * 1000.0,
+        }
+    }
+}
+
 /// One detected (or tracked) object, always in source-image pixels.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct Detection {
     pub bbox: BBox,
     pub score: f32,
     pub class_id: u32,
     /// Set by the tracker; `None` when tracking is off.
     pub track_id: Option<u64>,
-    /// True when the box is a tracker prediction without a fresh detection behind it (coasting).
+    /// True when the box is a tracker prediction, not a detection made on this frame: the track was
+    /// carried forward from its last detection (`age` frames ago).
     pub predicted: bool,
+    /// How old the detection behind this box is (zero when `predicted` is false).
+    pub age: DetectionAge,
 }
 
-/// Everything a frame owns that is recycled through the pool.
+impl Detection {
+    /// A detection made on the frame that carries it (not tracked, not predicted).
+    pub fn new(bbox: BBox, score: f32, class_id: u32) -> Self {
+        Self { bbox, score, class_id, ..Default::default() }
+    }
+}
+
+/// Which frame something belongs to: its sequence number and both of its clocks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FrameId {
+    pub seq: u64,
+    pub source_ts: Duration,
+    pub captured_at: Instant,
+}
+
+/// Everything a frame owns that is recycled through the pool. Who writes which field: the table
+/// in `pipeline/README.md`.
 #[derive(Debug, Default)]
 pub struct FrameData {
     pub image: ImageBuf,
     pub tensor: TensorBuf,
     /// How `tensor` was cut from `image`; identity until preprocessing runs.
     pub letterbox: Letterbox,
+    /// Before the tracker: the detector result riding with this frame (see `detections_of`).
+    /// After it: the published tracks.
     pub detections: Vec<Detection>,
-    /// False when the detector did not run on this frame (skipped), so a tracker must coast.
+    /// True when `detections` were computed on this very frame. False when the detector skipped
+    /// the frame or its result belongs to an earlier frame: a tracker then predicts (coasts).
     pub detections_fresh: bool,
+    /// The frame `detections` were computed on, when a detector result rides with this frame:
+    /// this frame (`detections_fresh`), or an earlier one whose result arrived late (the async
+    /// schedules). `None`: no detector result came with this frame.
+    pub detections_of: Option<FrameId>,
+    /// Set by the tracker: the age of the newest detection folded into this frame's output
+    /// (`None` until any detection has been). Fresh frames have age zero.
+    pub detection_age: Option<DetectionAge>,
 }
 
 impl FrameData {
@@ -129,7 +179,16 @@ impl FrameData {
     pub fn clear(&mut self) {
         self.detections.clear();
         self.detections_fresh = false;
+        self.detections_of = None;
+        self.detection_age = None;
         self.letterbox = Letterbox::default();
+    }
+
+    /// No detector result rides with this frame.
+    pub fn clear_detections(&mut self) {
+        self.detections.clear();
+        self.detections_fresh = false;
+        self.detections_of = None;
     }
 }
 
@@ -158,8 +217,26 @@ pub struct Frame {
 }
 
 impl Frame {
+    /// A frame captured at `captured_at`, due `budget` later, with no stage stamps yet.
+    pub fn new(seq: u64, source_index: u64, source_ts: Duration, captured_at: Instant, budget: Duration, data: Pooled) -> Self {
+        // Budgets are validated to 24 h; a library caller's Duration::MAX must not panic.
+        let deadline = captured_at.checked_add(budget).unwrap_or(captured_at + Duration::from_secs(86_400 * 365));
+        Self { seq, source_index, source_ts, captured_at, deadline, stamps: Default::default(), data }
+    }
+
     pub fn is_late(&self, now: Instant) -> bool {
         now > self.deadline
+    }
+
+    /// This frame's identity, to stamp results computed on it.
+    pub fn id(&self) -> FrameId {
+        FrameId { seq: self.seq, source_ts: self.source_ts, captured_at: self.captured_at }
+    }
+
+    /// Put a detector result computed on frame `of` on this frame (`detections` already written).
+    pub fn mark_detections(&mut self, of: FrameId) {
+        self.data.detections_fresh = of.seq == self.seq;
+        self.data.detections_of = Some(of);
     }
 }
 

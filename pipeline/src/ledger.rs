@@ -21,19 +21,11 @@ pub enum DropReason {
     StageError,
     /// Still in flight when the run was interrupted.
     Shutdown,
-    /// A stage chose not to pass it on (e.g. a filter); the stage says why in its own counters.
-    Filtered,
 }
 
 impl DropReason {
-    pub const ALL: [DropReason; 6] = [
-        DropReason::Stale,
-        DropReason::Deadline,
-        DropReason::DecodeError,
-        DropReason::StageError,
-        DropReason::Shutdown,
-        DropReason::Filtered,
-    ];
+    pub const ALL: [DropReason; 5] =
+        [DropReason::Stale, DropReason::Deadline, DropReason::DecodeError, DropReason::StageError, DropReason::Shutdown];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -42,7 +34,6 @@ impl DropReason {
             DropReason::DecodeError => "decode_error",
             DropReason::StageError => "stage_error",
             DropReason::Shutdown => "shutdown",
-            DropReason::Filtered => "filtered",
         }
     }
 

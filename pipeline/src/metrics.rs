@@ -48,6 +48,69 @@ impl LatencySummary {
     }
 }
 
+/// Percentiles of a distribution of counts (e.g. frames).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct CountSummary {
+    pub n: u64,
+    pub p50: u64,
+    pub p95: u64,
+    pub p99: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+impl CountSummary {
+    pub fn from_histogram(h: &Histogram<u64>) -> Self {
+        if h.is_empty() {
+            return Self::default();
+        }
+        Self {
+            n: h.len(),
+            p50: h.value_at_quantile(0.50),
+            p95: h.value_at_quantile(0.95),
+            p99: h.value_at_quantile(0.99),
+            max: h.max(),
+            mean: h.mean(),
+        }
+    }
+}
+
+/// Histogram of small counts (frames), exact up to 2048 and 3 significant digits above.
+pub fn new_count_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 10_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// What the published frames' boxes rest on (schema in the README, `detection`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct DetectionReport {
+    /// Published frames the detector ran on (their boxes rest on their own detection).
+    pub fresh: u64,
+    /// Published frames whose boxes the tracker predicted from an earlier frame's detection.
+    pub predicted: u64,
+    /// Published frames with no detection behind them (before the first result, or no detector).
+    pub without: u64,
+    /// Age of the newest detection behind each fresh or predicted published frame, in frames...
+    pub age_frames: CountSummary,
+    /// ...and in source time.
+    pub age_ms: LatencySummary,
+    /// Detector results never used: too old for the tracker's history, or still in flight at the
+    /// end (the sum of the stages' `late_unused` counters).
+    pub late_unused: u64,
+}
+
+/// A side worker's numbers (`perch_pipeline::offload`).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkerReport {
+    pub name: String,
+    pub jobs: u64,
+    pub errors: u64,
+    pub busy_s: f64,
+    /// `busy_s / wall_s`: the share of the run the worker was working.
+    pub duty_cycle: f64,
+    /// Time per job.
+    pub latency: LatencySummary,
+}
+
 /// One stage's numbers at the end of a run.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StageReport {
@@ -70,7 +133,7 @@ pub struct StageReport {
     pub counters: BTreeMap<String, u64>,
 }
 
-/// The result of one run, written as JSON by `--report` (schema `perch.report/1`).
+/// The result of one run, written as JSON by `--report` (schema `perch.report/2`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct RunReport {
     pub schema: String,
@@ -95,6 +158,10 @@ pub struct RunReport {
     /// a full disk). Empty in a healthy run; `perch run` exits non-zero otherwise.
     #[serde(default)]
     pub output_errors: Vec<String>,
+    /// Fresh / predicted published frames and the age of their detections.
+    pub detection: DetectionReport,
+    /// Side workers of the stages (the detector's, under the async schedules).
+    pub workers: Vec<WorkerReport>,
 }
 
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -134,6 +201,11 @@ impl RunReport {
                 st.deadline_drops, st.stale_drops
             );
         }
+        for w in &self.workers {
+            let l = &w.latency;
+            let name = format!("{}:worker", w.name);
+            let _ = writeln!(s, "{name:<12} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.2}", l.n, l.p50_ms, l.p95_ms, l.p99_ms, l.max_ms);
+        }
         let e = &self.end_to_end;
         let _ = writeln!(
             s,
@@ -158,6 +230,25 @@ impl RunReport {
             self.frames.dropped_total(),
             drops.join(", ")
         );
+        let d = &self.detection;
+        if d.fresh + d.predicted > 0 {
+            let _ = writeln!(
+                s,
+                "published boxes: fresh {}, predicted {}, without detection {}; detection age p50 {} frames / {:.1} ms, p99 {} / {:.1} ms; late and unused {}",
+                d.fresh, d.predicted, d.without, d.age_frames.p50, d.age_ms.p50_ms, d.age_frames.p99, d.age_ms.p99_ms, d.late_unused
+            );
+        }
+        for w in &self.workers {
+            let _ = writeln!(
+                s,
+                "{} worker: duty cycle {:.1} % ({} jobs, {} errors, busy {:.2} s)",
+                w.name,
+                w.duty_cycle * 100.0,
+                w.jobs,
+                w.errors,
+                w.busy_s
+            );
+        }
         for st in self.stages.iter().filter(|s| !s.counters.is_empty()) {
             let c: Vec<String> = st.counters.iter().map(|(k, v)| format!("{k} {v}")).collect();
             let _ = writeln!(s, "{}: {}", st.name, c.join(", "));

@@ -54,10 +54,6 @@ impl FramePool {
     pub fn takes(&self) -> u64 {
         self.inner.takes.load(Ordering::Relaxed)
     }
-
-    pub fn idle(&self) -> usize {
-        self.inner.free.len()
-    }
 }
 
 /// A payload on loan from a [`FramePool`]; goes back when dropped.

@@ -6,7 +6,8 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{CountingSource, SleepyStage};
+use common::SleepyStage;
+use perch_pipeline::testing::{self, ScriptedSource};
 use perch_pipeline::{DropReason, Pipeline, QueuePolicy, StageSlot};
 use proptest::prelude::*;
 
@@ -27,7 +28,7 @@ proptest! {
         budget_ms in 1u64..30,
         stages in prop::collection::vec((0u64..3000, policy(), 0u64..6), 0..4),
     ) {
-        let mut source = CountingSource::new(frames);
+        let mut source = ScriptedSource::new(frames);
         source.live = live;
         source.period = Duration::from_micros(300);
         source.decode_error_every = decode_error_every;
@@ -60,7 +61,7 @@ proptest! {
 
 #[test]
 fn late_frames_are_dropped_for_deadline_and_overruns_counted() {
-    let mut source = CountingSource::new(12);
+    let mut source = ScriptedSource::new(12);
     source.live = false;
     let slow = StageSlot {
         stage: Box::new(SleepyStage::new("slow", Duration::from_millis(15))),
@@ -84,7 +85,7 @@ fn late_frames_are_dropped_for_deadline_and_overruns_counted() {
 
 #[test]
 fn stop_counts_frames_in_flight_as_shutdown_and_still_balances() {
-    let mut source = CountingSource::new(u64::MAX);
+    let mut source = ScriptedSource::new(u64::MAX);
     source.live = true;
     source.period = Duration::from_millis(1);
     let stop = Arc::new(AtomicBool::new(false));
@@ -116,16 +117,7 @@ fn keep_latest_keeps_the_newest_frame_and_counts_the_rest_stale() {
     let (tx, rx, stale) = edge(QueuePolicy::KeepLatest, ledger.clone());
     for seq in 0..5u64 {
         ledger.captured();
-        let now = std::time::Instant::now();
-        let frame = perch_pipeline::Frame {
-            seq,
-            source_index: seq,
-            source_ts: Duration::ZERO,
-            captured_at: now,
-            deadline: now,
-            stamps: Default::default(),
-            data: pool.take(),
-        };
+        let frame = testing::frame(&pool, seq).budget(Duration::ZERO).build();
         tx.send(frame, false).unwrap();
     }
     let got = rx.try_recv().unwrap();
@@ -150,8 +142,7 @@ proptest! {
         let (tx, rx, stale) = edge(QueuePolicy::Fifo { capacity }, ledger);
         let consumer = std::thread::spawn(move || rx.iter().map(|f| f.seq).collect::<Vec<_>>());
         for seq in 0..n {
-            let now = std::time::Instant::now();
-            let f = perch_pipeline::Frame { seq, source_index: seq, source_ts: Duration::ZERO, captured_at: now, deadline: now, stamps: Default::default(), data: pool.take() };
+            let f = testing::frame(&pool, seq).budget(Duration::ZERO).build();
             tx.send(f, false).unwrap();
         }
         drop(tx);
@@ -163,7 +154,7 @@ proptest! {
 
 #[test]
 fn a_keep_latest_edge_between_stages_evicts_behind_a_slow_stage_when_the_source_is_live() {
-    let mut source = CountingSource::new(60);
+    let mut source = ScriptedSource::new(60);
     source.live = true;
     source.period = Duration::from_millis(1);
     let stages = vec![

@@ -62,13 +62,7 @@ impl Source for WindowSource {
         }
         data.image.reshape(PixelFormat::Rgb8, 64, 48);
         data.image.data.fill(self.next as u8);
-        data.detections.push(perch_pipeline::Detection {
-            bbox: Default::default(),
-            score: 1.0,
-            class_id: 0,
-            track_id: None,
-            predicted: false,
-        });
+        data.detections.push(perch_pipeline::Detection::new(Default::default(), 1.0, 0));
         self.next += 1;
         SourceEvent::Frame { source_index: self.next, source_ts: Duration::ZERO }
     }

@@ -81,6 +81,7 @@ impl DetectArgs {
             imgsz: self.model.imgsz,
             device: self.model.device,
             threads: self.model.threads,
+            ..DetectConfig::default()
         })
     }
 }

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 use perch_track::corrupt::Corruption;
-use perch_track::eval::{eval_mot, eval_track, format_table, TrackEvalOptions};
+use perch_track::eval::{eval_mot, eval_schedules, eval_track, format_schedule_table, format_table, TrackEvalOptions};
+use perch_track::simulate::DetectorSim;
 use perch_track::TrackerKind;
 
 /// `perch eval <what>`.
@@ -58,9 +59,19 @@ pub struct EvalTrackArgs {
     /// Every Nth frame has no fresh detections and the tracker coasts (0 = never).
     #[arg(long, default_value_t = 0)]
     pub coast_every: u32,
-    /// Frame rate of the sequence (scales `track_buffer`).
-    #[arg(long, default_value_t = 30.0)]
+    /// Frame rate of the sequence (scales `track_buffer`); with --detector-ms, the simulated camera's rate.
+    #[arg(long, visible_alias = "fps", default_value_t = 30.0)]
     pub frame_rate: f64,
+    /// Simulate a detector taking this long per frame on a live camera at --fps, and compare ways of
+    /// publishing its late results, scoring every frame (a frame without output scores as misses).
+    #[arg(long, value_name = "MS")]
+    pub detector_ms: Option<f64>,
+    /// Standard deviation of the simulated detector's time per run (seeded by --seed).
+    #[arg(long, value_name = "MS", default_value_t = 0.0, requires = "detector_ms")]
+    pub detector_jitter_ms: f64,
+    /// With --detector-ms: run seeds --seed, --seed + 1, ... (this many) and report each and the mean.
+    #[arg(long, default_value_t = 1, requires = "detector_ms")]
+    pub seeds: u64,
     /// Tracker parameters: a TOML file of `[track]` keys (`track_buffer = 60`, with or without the
     /// `[track]` header), or a perch config such as configs/replay.toml (its `[track]` section).
     #[arg(long)]
@@ -88,7 +99,7 @@ pub fn run(cmd: &EvalCommand) -> anyhow::Result<()> {
         }
         EvalCommand::Track(a) => {
             let corruption = Corruption { jitter: a.jitter, miss: a.miss, fp: a.fp, score_noise: a.score_noise, seed: a.seed };
-            let report = eval_track(&TrackEvalOptions {
+            let opts = TrackEvalOptions {
                 gt: a.gt.clone(),
                 tracker: a.tracker,
                 corruption,
@@ -97,7 +108,24 @@ pub fn run(cmd: &EvalCommand) -> anyhow::Result<()> {
                 config: a.config.clone(),
                 out_dets: a.out_dets.clone(),
                 out_tracks: a.out_tracks.clone(),
-            })?;
+            };
+            if let Some(latency_ms) = a.detector_ms {
+                anyhow::ensure!(
+                    a.coast_every == 0 && a.out_dets.is_none() && a.out_tracks.is_none(),
+                    "--detector-ms: the simulated schedule decides which frames are detected; drop --coast-every, --out-dets and --out-tracks"
+                );
+                anyhow::ensure!((1..=1000).contains(&a.seeds), "--seeds {}: must be between 1 and 1000", a.seeds);
+                let sim = DetectorSim { latency_ms, jitter_ms: a.detector_jitter_ms, fps: a.frame_rate, seed: a.seed };
+                let seeds: Vec<u64> = (a.seed..a.seed + a.seeds).collect();
+                let report = eval_schedules(&opts, &sim, &seeds)?;
+                if a.json {
+                    println!("{}", serde_json::to_string_pretty(&report)?);
+                } else {
+                    print!("{}", format_schedule_table(&report));
+                }
+                return Ok(());
+            }
+            let report = eval_track(&opts)?;
             if a.json {
                 println!("{}", serde_json::to_string_pretty(&report)?);
             } else {

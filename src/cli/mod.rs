@@ -24,6 +24,8 @@ Examples:
       smaller model input (the Jetson Nano profile) and the SORT tracker
   perch run --conf 0.5 --classes person --save-video run.mp4
       the default job with a higher threshold, people only, and an annotated video (needs ffmpeg)
+  perch run --config configs/replay.toml --set source.fps=30 --set detect.schedule=async
+      a 30 fps camera and a slower detector: every frame published, detections folded in late
   perch detect datasets/vtest/img1/000001.jpg --json
       detections of one image, in source pixels
   perch detect datasets/vtest/img1 --save
@@ -36,6 +38,8 @@ Examples:
       import an Ultralytics ONNX export
   perch eval mot --gt datasets/tud-campus/gt.txt --tracks datasets/tud-campus/test.txt
       MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth
+  perch eval track --gt datasets/tud-campus/gt.txt --detector-ms 90 --fps 30 --seeds 5
+      a 90 ms detector on a 30 fps camera: three ways of publishing its late results, scored
 
 Environment: PERCH_LOG (log filter, default \"warn,perch=info\"), PERCH_HOME (where models/, configs/
 and datasets/ are found when no path is given), PERCH_FFMPEG (the ffmpeg for --save-video).";

@@ -21,11 +21,11 @@ pub struct RunArgs {
     /// Override one key: `--set source.pacing=max` (repeatable; values are TOML).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
-    /// Write the run report as JSON (schema `perch.report/1`, see README).
+    /// Write the run report as JSON (schema `perch.report/2`, see README).
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Write every published frame's detections as JSON lines (seq, source index/time, boxes in source
-    /// pixels, class, score, track id).
+    /// Write every published frame's detections as JSON lines (seq, source index/time, fresh, detection
+    /// age, boxes in source pixels, class, score, track id, predicted and age per box).
     #[arg(long, value_name = "FILE")]
     detections: Option<PathBuf>,
     #[command(flatten)]

@@ -194,7 +194,7 @@ mod tests {
     use perch_pipeline::BBox;
 
     fn det(x1: f32, y1: f32, x2: f32, y2: f32, predicted: bool) -> Detection {
-        Detection { bbox: BBox { x1, y1, x2, y2 }, score: 0.87, class_id: 0, track_id: Some(3), predicted }
+        Detection { bbox: BBox { x1, y1, x2, y2 }, score: 0.87, class_id: 0, track_id: Some(3), predicted, ..Default::default() }
     }
 
     fn px(data: &[u8], w: u32, x: u32, y: u32) -> [u8; 3] {

@@ -123,7 +123,8 @@ impl ReplaySource {
         })
     }
 
-    fn decode_into(&mut self, path: &Path, data: &mut FrameData) -> anyhow::Result<()> {
+    fn decode_into(&mut self, index: usize, data: &mut FrameData) -> anyhow::Result<()> {
+        let path = self.files[index].as_path();
         // No file can hold more than its pixels raw, plus headers: read at most that much.
         let limit = self.decoder.limits.max_pixels.saturating_mul(8).saturating_add(16 << 20);
         self.file_buf.clear();
@@ -237,8 +238,7 @@ impl Source for ReplaySource {
             Some(ts) => ts,
             None => self.pacer.wait_next(),
         };
-        let path = self.files[index as usize].clone();
-        match self.decode_into(&path, data) {
+        match self.decode_into(index as usize, data) {
             Ok(()) => SourceEvent::Frame { source_index: index, source_ts },
             Err(e) => SourceEvent::DecodeError { source_index: index, what: format!("{e:#}") },
         }

@@ -2,7 +2,10 @@
 
 use std::path::PathBuf;
 
+use std::time::Duration;
+
 use anyhow::{bail, ensure};
+use perch_pipeline::{Schedule, ScheduleConfig};
 use serde::{Deserialize, Serialize};
 
 use crate::postprocess::NmsParams;
@@ -94,6 +97,13 @@ pub struct DetectConfig {
     pub device: DeviceKind,
     /// CPU threads for the network; 0: one per available core.
     pub threads: usize,
+    /// Which frames the detector runs on: `every_frame`, `interval`, `async` or `auto`.
+    pub schedule: Schedule,
+    /// `schedule = "interval"`: frames skipped between two detections (DeepStream's `interval`).
+    pub interval: Option<u32>,
+    /// Evaluation of a schedule on a replay (`source.pacing = "max"`): the detector counts as
+    /// taking exactly this long on the source clock, so the output does not depend on the machine.
+    pub virtual_latency_ms: Option<f64>,
 }
 
 impl Default for DetectConfig {
@@ -107,6 +117,9 @@ impl Default for DetectConfig {
             imgsz: 640,
             device: DeviceKind::Cpu,
             threads: 0,
+            schedule: Schedule::EveryFrame,
+            interval: None,
+            virtual_latency_ms: None,
         }
     }
 }
@@ -123,10 +136,41 @@ impl DetectConfig {
         ensure!(self.max_det >= 1, "detect.max_det = 0: must be at least 1");
         perch_pipeline::letterbox::validate_imgsz(self.imgsz, "detect.imgsz")?;
         ensure!(self.threads <= 1024, "detect.threads = {}: must be 0 (all cores) or a thread count", self.threads);
+        match (self.schedule, self.interval) {
+            (Schedule::Interval, None) => bail!(
+                "detect.schedule = \"interval\" needs detect.interval: the frames skipped between two detections \
+                 (DeepStream's `interval`; 2 = detect every third frame)"
+            ),
+            (Schedule::Interval, Some(n)) => ensure!(
+                n <= 10_000,
+                "detect.interval = {n}: must be at most 10000 frames skipped between detections"
+            ),
+            (other, Some(n)) => bail!(
+                "detect.interval = {n} applies only to detect.schedule = \"interval\" (detect.schedule is \"{}\")",
+                other.as_str()
+            ),
+            (_, None) => {}
+        }
+        if let Some(ms) = self.virtual_latency_ms {
+            ensure!(
+                ms.is_finite() && ms > 0.0 && ms <= 60_000.0,
+                "detect.virtual_latency_ms = {ms}: must be a latency in milliseconds, more than 0 and at most 60000"
+            );
+        }
         if self.device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
             bail!("detect.device = \"cuda\": this perch was built without CUDA support (rebuild with `--features cuda`), or use \"cpu\"");
         }
         Ok(())
+    }
+
+    /// The schedule the stage runs the detector under.
+    pub fn schedule_config(&self) -> ScheduleConfig {
+        ScheduleConfig { schedule: self.schedule, interval: self.interval.unwrap_or(0), ..ScheduleConfig::default() }
+    }
+
+    /// `virtual_latency_ms` as a duration.
+    pub fn virtual_latency(&self) -> Option<Duration> {
+        self.virtual_latency_ms.map(|ms| Duration::from_secs_f64(ms / 1000.0))
     }
 
     /// The NMS parameters, with class names resolved against the model's.
@@ -232,6 +276,21 @@ mod tests {
         let e = DetectConfig { conf: 1.5, ..Default::default() }.validate().unwrap_err().to_string();
         assert!(e.contains("detect.conf"), "{e}");
         assert!(serde_json::from_str::<DetectConfig>(r#"{"device": "tpu"}"#).is_err());
+    }
+
+    #[test]
+    fn schedule_keys_are_checked_together() {
+        let c: DetectConfig = serde_json::from_str(r#"{"schedule": "interval", "interval": 2}"#).unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.schedule_config().interval, 2);
+        let e = serde_json::from_str::<DetectConfig>(r#"{"schedule": "sometimes"}"#).unwrap_err().to_string();
+        assert!(e.contains("every_frame") && e.contains("interval") && e.contains("async") && e.contains("auto"), "{e}");
+        let e = DetectConfig { schedule: Schedule::Interval, ..Default::default() }.validate().unwrap_err().to_string();
+        assert!(e.contains("detect.interval"), "{e}");
+        let e = DetectConfig { schedule: Schedule::Async, interval: Some(3), ..Default::default() }.validate().unwrap_err().to_string();
+        assert!(e.contains("detect.interval = 3") && e.contains("async"), "{e}");
+        let e = DetectConfig { virtual_latency_ms: Some(-5.0), ..Default::default() }.validate().unwrap_err().to_string();
+        assert!(e.contains("detect.virtual_latency_ms"), "{e}");
     }
 
     #[cfg(not(feature = "cuda"))]

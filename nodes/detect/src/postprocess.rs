@@ -69,13 +69,7 @@ impl Postprocessor {
         dets.clear();
         self.decode(out, nc, n, params)?;
         self.nms(params);
-        dets.extend(self.kept.iter().map(|c| Detection {
-            bbox: letterbox.box_to_source(c.b),
-            score: c.score,
-            class_id: c.class,
-            track_id: None,
-            predicted: false,
-        }));
+        dets.extend(self.kept.iter().map(|c| Detection::new(letterbox.box_to_source(c.b), c.score, c.class)));
         Ok(())
     }
 

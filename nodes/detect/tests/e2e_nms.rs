@@ -47,11 +47,61 @@ fn the_stage_writes_source_pixel_detections_and_class_names() {
     assert_eq!(perch_detect::class_names(&repo().join("models/yolov12n")).unwrap().len(), 80);
     let (_, tensor, lb) = input(&repo().join(&golden.frame), 640);
     let mut dets = Vec::new();
-    stage.detector_mut().detect(&tensor, &lb, &mut dets).unwrap();
+    stage.detector_mut().expect("not started").detect(&tensor, &lb, &mut dets).unwrap();
     assert!(!dets.is_empty() && dets.iter().all(|d| d.class_id == 0));
     assert!(dets.iter().all(|d| d.bbox.x2 <= 768.0 && d.bbox.y2 <= 576.0 && d.bbox.x1 >= 0.0 && d.bbox.y1 >= 0.0));
     let persons = golden.detections.iter().filter(|d| d.class_id == 0 && d.score > 0.27).count();
     assert!(dets.len() >= persons.saturating_sub(1) && dets.len() <= persons + 1, "{} vs {persons}", dets.len());
+}
+
+/// The stage proper: the detector on its worker thread, under `every_frame` and `async`. The frame
+/// gets ONNX Runtime's objects, marked as its own (inline) or landing on a later frame (async), and
+/// keeps its own tensor when it waited for the detector.
+#[test]
+fn the_stage_runs_the_detector_on_its_worker_under_both_schedules() {
+    use perch_pipeline::{testing, FramePool, Schedule, Stage};
+    let golden = load_golden("vtest_000150_yolov12n_640_nms.json");
+    let (_, tensor, lb) = input(&repo().join(&golden.frame), 640);
+    let pool = FramePool::new(4);
+    let frame = |seq: u64| {
+        let mut f = testing::frame(&pool, seq).build();
+        f.tensor.clone_from(&tensor);
+        f.letterbox = lb;
+        f
+    };
+    for schedule in [Schedule::EveryFrame, Schedule::Async] {
+        let cfg = DetectConfig { model: repo().join("models/yolov12n"), conf: golden.conf, iou: golden.iou, threads: 2, schedule, ..Default::default() };
+        let mut stage = perch_detect::DetectStage::new(&cfg).unwrap();
+        let mut ctx = testing::start_context(None, &["detect"]);
+        stage.start(&mut ctx).unwrap();
+        let mut f0 = frame(0);
+        stage.process(&mut f0).unwrap();
+        let with_result = if schedule == Schedule::EveryFrame {
+            assert!(f0.detections_fresh && f0.detections_of.unwrap().seq == 0);
+            assert_eq!(f0.tensor.data, tensor.data, "the frame waited: its own tensor is back");
+            f0
+        } else {
+            assert!(f0.detections_of.is_none() && f0.detections.is_empty(), "async: frame 0 goes on at once");
+            // The result lands on the first frame to pass once the worker is done.
+            let mut seq = 1;
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                let mut f = frame(seq);
+                stage.process(&mut f).unwrap();
+                if f.detections_of.is_some() {
+                    assert!(!f.detections_fresh && f.detections_of.unwrap().seq == 0, "marked as frame 0's");
+                    break f;
+                }
+                seq += 1;
+                assert!(seq < 1500, "no result after 30 s");
+            }
+        };
+        assert_same_detections(&with_result.detections, &golden, 1.0, 0.01);
+        stage.stop().unwrap();
+        let c: std::collections::HashMap<String, u64> = stage.counters().into_iter().collect();
+        assert_eq!(c["frames"], 1, "{c:?}");
+        assert_eq!(ctx.workers.reports(std::time::Duration::from_secs(1))[0].name, "detect");
+    }
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The pipeline stage: `frame.image` → `frame.tensor` + `frame.letterbox`.
 
-use perch_pipeline::{Flow, Frame, Stage};
+use perch_pipeline::{Frame, Stage};
 use serde::{Deserialize, Serialize};
 
 /// The stage's settings. Not a section of the pipeline TOML: the binary fills `imgsz` from
@@ -47,9 +47,9 @@ impl Stage for PreprocessStage {
         "preprocess"
     }
 
-    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<Flow> {
+    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
         let data = &mut *frame.data;
         data.letterbox = self.pre.run(&data.image, self.imgsz, self.imgsz, &mut data.tensor)?;
-        Ok(Flow::Continue)
+        Ok(())
     }
 }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use perch_pipeline::{
-    BBox, Detection, Frame, FramePool, ImageBuf, Ledger, LiveStats, PixelFormat, SourceInfo, StageStamp, StartContext,
+    testing, BBox, Detection, Frame, FramePool, ImageBuf, Ledger, LiveStats, PixelFormat, SourceInfo, StageStamp, StartContext,
     Tap, MAX_STAGES,
 };
 use perch_rerun::{RerunConfig, RerunTap, Sink};
@@ -27,6 +27,8 @@ fn main() -> anyhow::Result<()> {
         class_names: Some(vec!["person".to_string()].into()),
         live: Arc::new(LiveStats::new(vec!["capture".into(), "detect".into()], ledger)),
         budget: Duration::from_millis(200),
+        live_source: true,
+        workers: Default::default(),
     };
     let cfg = RerunConfig { sink: Sink::Save, path: out.clone().into(), ..Default::default() };
     let mut tap = RerunTap::new(&cfg)?.expect("save sink");
@@ -70,23 +72,6 @@ fn frame(pool: &FramePool, seq: u64, img: &ImageBuf) -> Frame {
     let now = Instant::now();
     let mut stamps = [StageStamp::default(); MAX_STAGES];
     stamps[0] = StageStamp { enter: Some(now), leave: Some(now) };
-    let mut data = pool.take();
-    data.image.reshape(img.format, img.width, img.height);
-    data.image.data.copy_from_slice(&img.data);
-    data.detections.push(Detection {
-        bbox: BBox { x1: 100.0, y1: 100.0, x2: 150.0, y2: 220.0 },
-        score: 0.9,
-        class_id: 0,
-        track_id: Some(1 + seq % 3),
-        predicted: false,
-    });
-    Frame {
-        seq,
-        source_index: seq,
-        source_ts: Duration::from_millis(100 * seq),
-        captured_at: now,
-        deadline: now + Duration::from_millis(200),
-        stamps,
-        data,
-    }
+    let det = Detection { track_id: Some(1 + seq % 3), ..Detection::new(BBox { x1: 100.0, y1: 100.0, x2: 150.0, y2: 220.0 }, 0.9, 0) };
+    testing::frame(pool, seq).captured_at(now).budget(Duration::from_millis(200)).stamps(stamps).image(img).detections(&[det]).build()
 }

@@ -125,12 +125,16 @@ impl Logger {
         let class_ids: Vec<u16> = dets.iter().map(|d| d.class_id.min(u16::MAX as u32) as u16).collect();
         let labels: Vec<String> = dets.iter().map(|d| self.label(d)).collect();
         // Logged even when empty so the previous frame's boxes do not linger in the viewer.
+        // Boxes detected on this frame are drawn solid; boxes the tracker predicted from an earlier
+        // frame's detection thin and dimmed, labelled with their age.
+        let radii = dets.iter().map(|d| rerun::Radius::new_ui_points(if d.predicted { 0.75 } else { 2.0 }));
         let mut boxes = rerun::Boxes2D::from_mins_and_sizes(mins, sizes)
             .with_class_ids(class_ids)
             .with_labels(labels)
+            .with_radii(radii)
             .with_show_labels(true);
         if self.tracking {
-            // Coloured by track; untracked boxes grey, coasting predictions dimmed.
+            // Coloured by track; untracked boxes grey.
             boxes = boxes.with_colors(dets.iter().map(|d| match d.track_id {
                 Some(id) => {
                     let [r, g, b] = track_color(id);
@@ -143,9 +147,13 @@ impl Logger {
         let scores = Float32Array::from_iter_values(dets.iter().map(|d| d.score));
         // -1 for "no track": a plain signed column reads back easily in pandas/pyarrow.
         let tracks = Int64Array::from_iter_values(dets.iter().map(|d| d.track_id.map_or(-1, |t| t as i64)));
+        let ages = Int64Array::from_iter_values(dets.iter().map(|d| d.age.frames as i64));
+        let age_ms = Float32Array::from_iter_values(dets.iter().map(|d| d.age.ms));
         let extra = rerun::AnyValues::default()
             .with_component_from_data("score", Arc::new(scores))
-            .with_component_from_data("track_id", Arc::new(tracks));
+            .with_component_from_data("track_id", Arc::new(tracks))
+            .with_component_from_data("age_frames", Arc::new(ages))
+            .with_component_from_data("age_ms", Arc::new(age_ms));
         self.rec.log(paths::DETECTIONS, &[&boxes as &dyn rerun::AsComponents, &extra])?;
 
         if self.tracking && self.trail_len > 0 {
@@ -177,6 +185,9 @@ impl Logger {
         };
         if let Some(id) = d.track_id {
             s.push_str(&format!(" #{id}"));
+        }
+        if d.predicted {
+            s.push_str(&format!(" (predicted, {} f)", d.age.frames));
         }
         s
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use perch_pipeline::{
-    BBox, Detection, Frame, FramePool, ImageBuf, Ledger, LiveStats, PixelFormat, SourceInfo, StageStamp, StartContext,
+    testing, BBox, Detection, Frame, FramePool, ImageBuf, Ledger, LiveStats, PixelFormat, SourceInfo, StageStamp, StartContext,
     Tap,
 };
 use perch_rerun::{ImageMode, RerunConfig, RerunTap, Sink};
@@ -37,6 +37,8 @@ fn start_context() -> StartContext {
         class_names: Some(CLASSES.iter().map(|s| s.to_string()).collect::<Vec<_>>().into()),
         live: Arc::new(LiveStats::new(names, ledger)),
         budget: Duration::from_millis(200),
+        live_source: true,
+        workers: Default::default(),
     }
 }
 
@@ -53,7 +55,7 @@ fn load_vtest(n: usize) -> Vec<ImageBuf> {
 }
 
 fn det(x1: f32, y1: f32, w: f32, h: f32, class_id: u32, score: f32, track_id: Option<u64>) -> Detection {
-    Detection { bbox: BBox { x1, y1, x2: x1 + w, y2: y1 + h }, score, class_id, track_id, predicted: false }
+    Detection { track_id, ..Detection::new(BBox { x1, y1, x2: x1 + w, y2: y1 + h }, score, class_id) }
 }
 
 /// Known detections for frame `i`: two tracked people walking right, a bicycle on some frames,
@@ -88,20 +90,15 @@ fn make_frame(pool: &FramePool, seq: u64, img: &ImageBuf, t0: Instant) -> Frame 
         t += Duration::from_millis(*ms);
         stamps[i].leave = Some(t);
     }
-    let mut data = pool.take();
-    data.image.reshape(img.format, img.width, img.height);
-    data.image.data.copy_from_slice(&img.data);
-    data.detections = detections_for(seq);
-    data.detections_fresh = true;
-    Frame {
-        seq,
-        source_index: seq + 1,
-        source_ts: Duration::from_millis(100 * seq),
-        captured_at,
-        deadline: captured_at + Duration::from_millis(200),
-        stamps,
-        data,
-    }
+    testing::frame(pool, seq)
+        .source_index(seq + 1)
+        .captured_at(captured_at)
+        .budget(Duration::from_millis(200))
+        .stamps(stamps)
+        .image(img)
+        .detections(&detections_for(seq))
+        .fresh()
+        .build()
 }
 
 fn wait_for(mut done: impl FnMut() -> bool, what: &str) {

@@ -19,8 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use perch_pipeline::metrics::{new_histogram, record};
 use perch_pipeline::{
-    BBox, Detection, DropReason, Frame, FramePool, Ledger, LiveStats, PixelFormat, SourceInfo, Stage, StageStamp,
-    StartContext, MAX_STAGES,
+    testing, BBox, Detection, DetectionAge, DropReason, FramePool, ImageBuf, Ledger, LiveStats, PixelFormat, SourceInfo, Stage,
+    StartContext,
 };
 use perch_ros2::{LiveParams, Ros2Config, Ros2PublishStage};
 
@@ -55,11 +55,15 @@ fn candidates(seq: u64) -> Vec<Detection> {
         return Vec::new();
     }
     let x = 10.0 + seq as f32 * 1.25;
+    let tracked = |d: Detection, id: u64| Detection { track_id: Some(id), ..d };
+    // A tracker prediction two frames (200 ms) after its detection: its Detection2D carries that
+    // detection's (older) stamp.
+    let predicted = |d: Detection| Detection { predicted: true, age: DetectionAge { frames: 2, ms: 200.0 }, ..d };
     vec![
-        Detection { bbox: BBox { x1: x, y1: 20.5, x2: x + 50.75, y2: 200.125 }, score: 0.3 + (seq % 7) as f32 * 0.01, class_id: 0, track_id: Some(seq * 10 + 1), predicted: false },
-        Detection { bbox: BBox { x1: 300.0, y1: 40.0, x2: 360.5, y2: 90.0 }, score: 0.55, class_id: 1, track_id: None, predicted: false },
-        Detection { bbox: BBox { x1: 0.0, y1: 0.0, x2: 639.0, y2: 479.0 }, score: 0.9, class_id: 2, track_id: Some((1 << 40) + seq), predicted: true },
-        Detection { bbox: BBox { x1: 100.25, y1: 100.5, x2: 120.75, y2: 180.0 }, score: 0.7, class_id: 7, track_id: None, predicted: false },
+        tracked(Detection::new(BBox { x1: x, y1: 20.5, x2: x + 50.75, y2: 200.125 }, 0.3 + (seq % 7) as f32 * 0.01, 0), seq * 10 + 1),
+        Detection::new(BBox { x1: 300.0, y1: 40.0, x2: 360.5, y2: 90.0 }, 0.55, 1),
+        predicted(tracked(Detection::new(BBox { x1: 0.0, y1: 0.0, x2: 639.0, y2: 479.0 }, 0.9, 2), (1 << 40) + seq)),
+        Detection::new(BBox { x1: 100.25, y1: 100.5, x2: 120.75, y2: 180.0 }, 0.7, 7),
     ]
 }
 
@@ -83,9 +87,11 @@ fn main() -> anyhow::Result<()> {
     let names: Arc<[String]> = vec!["person".to_string(), "bicycle".into(), "car".into()].into();
     let mut ctx = StartContext {
         source: SourceInfo { name: "ros2_fixture".into(), width: 640, height: 480, fps: Some(10.0), frames: None },
+        live_source: true,
         class_names: Some(names),
         live: live.clone(),
         budget: Duration::from_millis(100),
+        workers: Default::default(),
     };
     stage.start(&mut ctx)?;
     let t0 = Instant::now();
@@ -114,20 +120,17 @@ fn main() -> anyhow::Result<()> {
         let conf = params.conf();
         let iou = params.iou();
         let now = Instant::now();
-        let mut data = pool.take();
-        data.image.reshape(PixelFormat::Gray8, 160, 120);
-        data.image.data.fill((seq % 200) as u8 + 20);
-        data.detections.extend(candidates(seq).into_iter().filter(|d| d.score >= conf));
-        data.detections_fresh = true;
-        let mut frame = Frame {
-            seq,
-            source_index: seq,
-            source_ts: Duration::from_millis(seq * 100),
-            captured_at: now - Duration::from_millis(30),
-            deadline: now + Duration::from_millis(70),
-            stamps: [StageStamp::default(); MAX_STAGES],
-            data,
-        };
+        let mut image = ImageBuf::default();
+        image.reshape(PixelFormat::Gray8, 160, 120);
+        image.data.fill((seq % 200) as u8 + 20);
+        let dets: Vec<Detection> = candidates(seq).into_iter().filter(|d| d.score >= conf).collect();
+        let mut frame = testing::frame(&pool, seq)
+            .captured_at(now - Duration::from_millis(30))
+            .budget(Duration::from_millis(100))
+            .image(&image)
+            .detections(&dets)
+            .fresh()
+            .build();
         ledger.captured();
         let started = Instant::now();
         stage.process(&mut frame)?;

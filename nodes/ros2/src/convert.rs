@@ -29,7 +29,17 @@ pub fn class_label(mode: ClassIdMode, class_id: u32, names: Option<&[String]>) -
     }
 }
 
+/// `stamp` moved back by `ms` milliseconds (saturating at the epoch).
+pub fn stamp_before(stamp: Time, ms: f32) -> Time {
+    let ns = stamp.sec as i64 * 1_000_000_000 + stamp.nanosec as i64 - (ms.max(0.0) as f64 * 1e6).round() as i64;
+    let ns = ns.max(0);
+    Time { sec: (ns / 1_000_000_000) as i32, nanosec: (ns % 1_000_000_000) as u32 }
+}
+
 /// Fill `out` (reusing its allocations) with one frame's detections. Boxes are in source pixels.
+/// Each `Detection2D.header` is the header of the image its detection was computed on: the
+/// array's own for a box detected on this frame, `stamp - age` for a box the tracker predicted
+/// from an earlier frame's detection (see the README, *Messages*).
 pub fn fill_detection_array(
     out: &mut Detection2DArray,
     stamp: Time,
@@ -48,6 +58,9 @@ pub fn fill_detection_array(
     }
     for (d, det) in out.detections.iter_mut().zip(detections) {
         d.header.clone_from(&out.header);
+        if det.predicted {
+            d.header.stamp = stamp_before(stamp, det.age.ms);
+        }
         let (cx, cy) = det.bbox.center();
         d.bbox = BoundingBox2D {
             center: Pose2D { position: Point2D { x: cx as f64, y: cy as f64 }, theta: 0.0 },
@@ -170,7 +183,23 @@ mod tests {
     use perch_pipeline::{BBox, LatencySummary, LedgerSnapshot};
 
     fn det(x1: f32, y1: f32, x2: f32, y2: f32, score: f32, class_id: u32, track: Option<u64>) -> Detection {
-        Detection { bbox: BBox { x1, y1, x2, y2 }, score, class_id, track_id: track, predicted: false }
+        Detection { track_id: track, ..Detection::new(BBox { x1, y1, x2, y2 }, score, class_id) }
+    }
+
+    #[test]
+    fn a_predicted_box_carries_the_stamp_of_the_frame_its_detection_was_computed_on() {
+        let mut out = Detection2DArray::default();
+        let mut late = det(10.0, 20.0, 110.0, 220.0, 0.75, 0, Some(7));
+        late.predicted = true;
+        late.age = perch_pipeline::DetectionAge { frames: 3, ms: 100.0 };
+        let dets = [det(0.0, 0.0, 5.0, 5.0, 0.5, 0, Some(1)), late];
+        let stamp = Time { sec: 10, nanosec: 50_000_000 };
+        fill_detection_array(&mut out, stamp, "cam", &dets, ClassIdMode::Index, None);
+        assert_eq!(out.detections[0].header.stamp, stamp, "detected on this frame: the frame's stamp");
+        assert_eq!(out.detections[1].header.stamp, Time { sec: 9, nanosec: 950_000_000 }, "100 ms older");
+        assert_eq!(out.detections[1].header.frame_id, "cam");
+        assert_eq!(out.detections[1].id, "7");
+        assert_eq!(stamp_before(Time { sec: 0, nanosec: 5 }, 1.0), Time::default(), "saturates at the epoch");
     }
 
     #[test]

@@ -96,7 +96,7 @@ mod tests {
     #[test]
     fn jpeg_decodes_with_the_box_drawn() {
         let img = ImageBuf { format: PixelFormat::Bgr8, width: 64, height: 48, data: vec![0; 64 * 48 * 3] };
-        let det = Detection { bbox: BBox { x1: 8.0, y1: 8.0, x2: 40.0, y2: 30.0 }, score: 0.9, class_id: 2, track_id: None, predicted: false };
+        let det = Detection::new(BBox { x1: 8.0, y1: 8.0, x2: 40.0, y2: 30.0 }, 0.9, 2);
         let mut jpeg = Vec::new();
         Overlay::default().encode(&img, &[det], 95, &mut jpeg).unwrap().unwrap();
         let back = image::load_from_memory(&jpeg).unwrap().to_rgb8();

@@ -7,7 +7,7 @@ use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime};
 
 use anyhow::Context as _;
-use perch_pipeline::{Flow, Frame, LiveStats, Stage, StartContext};
+use perch_pipeline::{Frame, LiveStats, Stage, StartContext};
 use ros2_client::{
     Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, ParameterValue, Publisher,
 };
@@ -337,7 +337,7 @@ impl Stage for Ros2PublishStage {
         Ok(())
     }
 
-    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<Flow> {
+    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
         let stamp = Time::from_system(convert::capture_wall_time(frame.captured_at, Instant::now(), SystemTime::now()));
         let mut msg = Detection2DArray::default();
         convert::fill_detection_array(
@@ -381,7 +381,7 @@ impl Stage for Ros2PublishStage {
             self.publish_image(frame, &header);
         }
         // A frame that could not be sent is still processed: ROS output is a side channel.
-        Ok(Flow::Continue)
+        Ok(())
     }
 
     fn stop(&mut self) -> anyhow::Result<()> {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::corrupt::{corrupt, Corruption};
 use crate::mot::{evaluate, format_mot, read_mot, MotMetrics, MotOptions};
 use crate::replay::{frame_range, track_detections};
+use crate::simulate::{simulate, DetectorSim, Publish, SimStats};
 use crate::stage::TrackConfig;
 use crate::tracker::TrackerKind;
 
@@ -68,13 +69,7 @@ pub struct TrackEvalReport {
 pub fn eval_track(opts: &TrackEvalOptions) -> anyhow::Result<TrackEvalReport> {
     let corruption = opts.corruption;
     corruption.validate()?;
-    let mut config = match &opts.config {
-        Some(p) => load_track_config(p)?,
-        None => TrackConfig::default(),
-    };
-    if let Some(kind) = opts.tracker {
-        config.tracker = kind;
-    }
+    let mut config = load_options_config(opts)?;
     if config.frame_rate.is_none() {
         config.frame_rate = Some(opts.frame_rate);
     }
@@ -126,6 +121,18 @@ pub fn load_track_config(path: &Path) -> anyhow::Result<TrackConfig> {
     })
 }
 
+/// `[track]` keys from `opts.config` (or the defaults), with the tracker of `opts` if it names one.
+fn load_options_config(opts: &TrackEvalOptions) -> anyhow::Result<TrackConfig> {
+    let mut config = match &opts.config {
+        Some(p) => load_track_config(p)?,
+        None => TrackConfig::default(),
+    };
+    if let Some(kind) = opts.tracker {
+        config.tracker = kind;
+    }
+    Ok(config)
+}
+
 /// The metrics as a two-line table (motmetrics' column names).
 pub fn format_table(m: &MotMetrics) -> String {
     let cols: [(&str, String); 20] = [
@@ -158,6 +165,113 @@ pub fn format_table(m: &MotMetrics) -> String {
         vals.push_str(&format!("{v:>w$} "));
     }
     format!("{}\n{}\n", head.trim_end(), vals.trim_end())
+}
+
+/// One way of publishing a simulated detector's results, scored over several seeds.
+#[derive(Debug, Serialize)]
+pub struct ScheduleScore {
+    pub publish: Publish,
+    pub description: &'static str,
+    /// Per seed, in the order given.
+    pub runs: Vec<ScheduleRun>,
+    pub mean_idf1: f64,
+    pub mean_mota: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ScheduleRun {
+    pub seed: u64,
+    pub stats: SimStats,
+    pub metrics: MotMetrics,
+}
+
+/// The result of [`eval_schedules`], as `perch eval track --detector-ms ... --json` prints it.
+#[derive(Debug, Serialize)]
+pub struct ScheduleEvalReport {
+    pub gt: String,
+    pub tracker: TrackerKind,
+    pub detector: DetectorSim,
+    pub corruption: Corruption,
+    pub seeds: Vec<u64>,
+    /// Every frame detected at once (no latency): the ceiling the others are measured against.
+    pub every_frame_no_latency: ScheduleScore,
+    pub schedules: Vec<ScheduleScore>,
+}
+
+/// Simulate `sim` on the corrupted ground truth of `opts` for each seed (the seed drives both the
+/// corruption and the latency jitter) and score every frame of each way of publishing it.
+pub fn eval_schedules(opts: &TrackEvalOptions, sim: &DetectorSim, seeds: &[u64]) -> anyhow::Result<ScheduleEvalReport> {
+    sim.validate()?;
+    anyhow::ensure!(!seeds.is_empty(), "--seeds: at least one seed");
+    let mut config = load_options_config(opts)?;
+    config.frame_rate = config.frame_rate.or(Some(sim.fps));
+    let params = config.params(None)?;
+    let gt = read_mot(&opts.gt)?;
+    let Some((first, last)) = frame_range(&gt) else {
+        anyhow::bail!("{}: no ground-truth boxes", opts.gt.display());
+    };
+    let mut oracle = Vec::new();
+    let mut by_mode: Vec<Vec<ScheduleRun>> = Publish::ALL.iter().map(|_| Vec::new()).collect();
+    for &seed in seeds {
+        let corruption = Corruption { seed, ..opts.corruption };
+        corruption.validate()?;
+        let dets = corrupt(&gt, &corruption);
+        let tracks = track_detections(&dets, params, first, last, |_| true);
+        let stats = SimStats { frames: (last - first + 1) as u64, detector_runs: (last - first + 1) as u64, published_frames: (last - first + 1) as u64, mean_result_delay_frames: 0.0 };
+        oracle.push(ScheduleRun { seed, stats, metrics: evaluate(&gt, &tracks, &MotOptions::default()) });
+        for (p, runs) in Publish::ALL.iter().zip(&mut by_mode) {
+            let sim = DetectorSim { seed, ..*sim };
+            let (tracks, stats) = simulate(&dets, params, config.history_frames as usize, first, last, &sim, *p);
+            runs.push(ScheduleRun { seed, stats, metrics: evaluate(&gt, &tracks, &MotOptions::default()) });
+        }
+    }
+    let score = |publish: Publish, description: &'static str, runs: Vec<ScheduleRun>| {
+        let n = runs.len() as f64;
+        ScheduleScore {
+            publish,
+            description,
+            mean_idf1: runs.iter().map(|r| r.metrics.idf1).sum::<f64>() / n,
+            mean_mota: runs.iter().map(|r| r.metrics.mota).sum::<f64>() / n,
+            runs,
+        }
+    };
+    Ok(ScheduleEvalReport {
+        gt: opts.gt.display().to_string(),
+        tracker: config.tracker,
+        detector: *sim,
+        corruption: opts.corruption,
+        seeds: seeds.to_vec(),
+        every_frame_no_latency: score(Publish::AtTheirFrame, "every frame detected, no latency (ceiling)", oracle),
+        schedules: Publish::ALL.iter().zip(by_mode).map(|(p, runs)| score(*p, p.describe(), runs)).collect(),
+    })
+}
+
+/// The comparison as a table: one row per way of publishing, IDF1 and MOTA per seed and their mean.
+pub fn format_schedule_table(r: &ScheduleEvalReport) -> String {
+    let mut s = format!(
+        "{} on {}, detector {} ms (jitter {} ms) at {} fps, seeds {:?}\n",
+        r.tracker.display_name(),
+        r.gt,
+        r.detector.latency_ms,
+        r.detector.jitter_ms,
+        r.detector.fps,
+        r.seeds
+    );
+    s.push_str(&format!("{:<52} {:>9} {:>7} {:>7}  per seed (IDF1/MOTA)\n", "", "published", "IDF1", "MOTA"));
+    for row in std::iter::once(&r.every_frame_no_latency).chain(&r.schedules) {
+        let published: u64 = row.runs.iter().map(|x| x.stats.published_frames).sum();
+        let frames: u64 = row.runs.iter().map(|x| x.stats.frames).sum();
+        let per: Vec<String> = row.runs.iter().map(|x| format!("{:.3}/{:.3}", x.metrics.idf1, x.metrics.mota)).collect();
+        s.push_str(&format!(
+            "{:<52} {:>8.1}% {:>7.3} {:>7.3}  {}\n",
+            row.description,
+            100.0 * published as f64 / frames.max(1) as f64,
+            row.mean_idf1,
+            row.mean_mota,
+            per.join(" ")
+        ));
+    }
+    s
 }
 
 #[cfg(test)]

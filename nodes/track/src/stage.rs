@@ -1,9 +1,12 @@
 //! The pipeline stage: runs the tracker on each frame's detections and replaces them with tracks.
 
+use std::time::Duration;
+
 use anyhow::bail;
-use perch_pipeline::{BBox, Detection, Flow, Frame, Stage, StartContext};
+use perch_pipeline::{BBox, Detection, DetectionAge, Frame, Stage, StartContext};
 use serde::{Deserialize, Serialize};
 
+use crate::late::{Input, LateOutcome, LateTracker};
 use crate::tracker::{Det, TrackOut, Tracker, TrackerKind, TrackerParams};
 
 /// `[track]` in the pipeline config. Names and defaults are those of Ultralytics' `bytetrack.yaml`.
@@ -27,6 +30,9 @@ pub struct TrackConfig {
     pub fuse_score: bool,
     /// Frame rate the tracker assumes; unset = the source's nominal rate, or 30 if unknown.
     pub frame_rate: Option<f64>,
+    /// Frames of tracker state kept so a late detection (async schedules) is applied at the frame
+    /// it was computed on; a result older than this is not used (counted `late_unused`).
+    pub history_frames: u32,
 }
 
 impl Default for TrackConfig {
@@ -41,6 +47,7 @@ impl Default for TrackConfig {
             match_thresh: p.match_thresh,
             fuse_score: p.fuse_score,
             frame_rate: None,
+            history_frames: 64,
         }
     }
 }
@@ -70,6 +77,9 @@ impl TrackConfig {
                 self.match_thresh
             );
         }
+        if !(1..=10_000).contains(&self.history_frames) {
+            bail!("track.history_frames = {}: must be between 1 and 10000 frames", self.history_frames);
+        }
         let frame_rate = match self.frame_rate {
             Some(f) if !(f.is_finite() && (0.001..=10_000.0).contains(&f)) => {
                 bail!("track.frame_rate = {f}: must be a frame rate from 0.001 to 10000 frames per second")
@@ -92,10 +102,12 @@ impl TrackConfig {
     }
 }
 
-/// The `track` stage. Frames with `detections_fresh` update the tracker; frames without
-/// (the detector skipped them) coast: tracks are predicted and published with `predicted = true`.
-/// Frames that never reached this stage (dropped upstream: a gap in `seq`) are predicted through
-/// silently so the motion model keeps real time.
+/// The `track` stage. A frame whose detections were computed on it (`detections_fresh`) updates
+/// the tracker; a frame carrying a late result (`detections_of` an earlier frame) has it applied
+/// at that frame and the tracks carried forward ([`crate::late`]); any other frame coasts: tracks
+/// are predicted and published with `predicted = true`. Frames that never reached this stage
+/// (dropped upstream: a gap in `seq`) are predicted through silently so the motion model keeps
+/// real time.
 ///
 /// A frame of another size than the one before (a replay folder of mixed resolutions, a camera
 /// that renegotiated its mode) restarts the tracker: boxes of two pixel grids cannot be associated,
@@ -103,16 +115,18 @@ impl TrackConfig {
 /// Ids keep counting (never reused); the first change is logged, all are counted.
 pub struct TrackStage {
     config: TrackConfig,
-    tracker: Tracker,
+    tracker: LateTracker,
     dets: Vec<Det>,
     out: Vec<TrackOut>,
-    last_seq: Option<u64>,
+    last: Option<(u64, Duration)>,
     fresh_frames: u64,
     coasted_frames: u64,
     gap_frames: u64,
     /// Source image size of the last frame.
     size: Option<(u32, u32)>,
     resolution_changes: u64,
+    late_applied: u64,
+    late_unused: u64,
 }
 
 impl TrackStage {
@@ -120,24 +134,26 @@ impl TrackStage {
         let params = config.params(None)?;
         Ok(Self {
             config: *config,
-            tracker: Tracker::new(params),
+            tracker: LateTracker::new(params, config.history_frames as usize),
             dets: Vec::new(),
             out: Vec::new(),
-            last_seq: None,
+            last: None,
             fresh_frames: 0,
             coasted_frames: 0,
             gap_frames: 0,
             size: None,
             resolution_changes: 0,
+            late_applied: 0,
+            late_unused: 0,
         })
     }
 
     pub fn tracker(&self) -> &Tracker {
-        &self.tracker
+        self.tracker.tracker()
     }
 }
 
-fn to_detection(t: &TrackOut) -> Detection {
+fn to_detection(t: &TrackOut, age: DetectionAge) -> Detection {
     Detection {
         bbox: BBox {
             x1: t.xyxy[0] as f32,
@@ -149,6 +165,7 @@ fn to_detection(t: &TrackOut) -> Detection {
         class_id: t.class_id,
         track_id: Some(t.track_id),
         predicted: t.predicted,
+        age,
     }
 }
 
@@ -158,12 +175,12 @@ impl Stage for TrackStage {
     }
 
     fn start(&mut self, ctx: &mut StartContext) -> anyhow::Result<()> {
-        self.tracker = Tracker::new(self.config.params(ctx.source.fps)?);
-        self.last_seq = None;
+        self.tracker = LateTracker::new(self.config.params(ctx.source.fps)?, self.config.history_frames as usize);
+        self.last = None;
         Ok(())
     }
 
-    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<Flow> {
+    fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
         let size = (frame.image.width, frame.image.height);
         if self.size.is_some_and(|s| s != size) {
             let (w, h) = self.size.unwrap_or_default();
@@ -178,40 +195,48 @@ impl Stage for TrackStage {
             }
             self.resolution_changes += 1;
             self.tracker.restart();
-            self.last_seq = None;
+            self.last = None;
         }
         self.size = Some(size);
-        if let Some(last) = self.last_seq {
+        let (seq, ts) = (frame.seq, frame.source_ts);
+        if let Some((last, last_ts)) = self.last {
             // Frames dropped upstream still took time: predict through them (bounded, so a
-            // restarted source cannot stall the stage).
-            let gap = frame.seq.saturating_sub(last).saturating_sub(1).min(1000);
-            for _ in 0..gap {
-                self.tracker.coast(&mut self.out);
+            // restarted source cannot stall the stage), at times between the two frames around them.
+            let gap = seq.saturating_sub(last).saturating_sub(1).min(1000);
+            let step = ts.saturating_sub(last_ts) / (gap as u32 + 1);
+            for g in 1..=gap {
+                let gap_ts = last_ts + step * g as u32;
+                self.tracker.step(seq - gap - 1 + g, gap_ts, Input::Coast, &mut self.out);
             }
             self.gap_frames += gap;
         }
-        self.last_seq = Some(frame.seq);
+        self.last = Some((seq, ts));
+        self.dets.clear();
+        self.dets.extend(frame.detections.iter().map(|d| Det {
+            xyxy: [d.bbox.x1 as f64, d.bbox.y1 as f64, d.bbox.x2 as f64, d.bbox.y2 as f64],
+            score: d.score as f64,
+            class_id: d.class_id,
+        }));
+        let input = match frame.detections_of {
+            _ if frame.detections_fresh => Input::Fresh(&self.dets),
+            Some(of) if of.seq < seq => Input::Late { seq: of.seq, dets: &self.dets },
+            _ => Input::Coast,
+        };
         if frame.detections_fresh {
-            self.dets.clear();
-            self.dets.extend(frame.detections.iter().map(|d| Det {
-                xyxy: [
-                    d.bbox.x1 as f64,
-                    d.bbox.y1 as f64,
-                    d.bbox.x2 as f64,
-                    d.bbox.y2 as f64,
-                ],
-                score: d.score as f64,
-                class_id: d.class_id,
-            }));
-            self.tracker.update(&self.dets, &mut self.out);
             self.fresh_frames += 1;
         } else {
-            self.tracker.coast(&mut self.out);
             self.coasted_frames += 1;
         }
+        match self.tracker.step(seq, ts, input, &mut self.out) {
+            Some(LateOutcome::Applied { .. }) => self.late_applied += 1,
+            Some(LateOutcome::TooOld | LateOutcome::Superseded) => self.late_unused += 1,
+            None => {}
+        }
         frame.detections.clear();
-        frame.detections.extend(self.out.iter().map(to_detection));
-        Ok(Flow::Continue)
+        let tracker = &self.tracker;
+        frame.detections.extend(self.out.iter().map(|t| to_detection(t, tracker.age(seq, ts, t.age_frames))));
+        frame.detection_age = self.tracker.detection_age(seq, ts);
+        Ok(())
     }
 
     fn counters(&self) -> Vec<(String, u64)> {
@@ -219,7 +244,9 @@ impl Stage for TrackStage {
             ("fresh_frames".into(), self.fresh_frames),
             ("coasted_frames".into(), self.coasted_frames),
             ("gap_frames_predicted".into(), self.gap_frames),
-            ("tracks_held".into(), self.tracker.num_tracks() as u64),
+            ("late_applied".into(), self.late_applied),
+            ("late_unused".into(), self.late_unused),
+            ("tracks_held".into(), self.tracker.tracker().num_tracks() as u64),
             ("resolution_changes".into(), self.resolution_changes),
         ]
     }

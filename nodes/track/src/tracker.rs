@@ -115,6 +115,8 @@ pub struct TrackOut {
     pub track_id: u64,
     /// True when no detection was behind this box in this frame (coasting).
     pub predicted: bool,
+    /// Frames since the detection that last updated the track (0 when `predicted` is false).
+    pub age_frames: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -127,7 +129,7 @@ pub enum TrackState {
     Lost,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Track {
     kf: KalmanState,
     state: TrackState,
@@ -249,6 +251,23 @@ fn associate(
     out.extend(s_pairs.iter().map(|&(r, c)| (ti[r], di[c])));
 }
 
+/// Everything a [`Tracker`] knows about its tracks at one frame, to go back to it
+/// ([`Tracker::save`] / [`Tracker::restore`]; reused buffers, no allocation once grown).
+#[derive(Clone, Debug, Default)]
+pub struct TrackerState {
+    frame_id: u64,
+    fresh_frames: u64,
+    next_id: u64,
+    tracks: Vec<Track>,
+}
+
+impl TrackerState {
+    /// An empty state with room for `tracks` tracks.
+    pub fn with_capacity(tracks: usize) -> Self {
+        Self { tracks: Vec::with_capacity(tracks), ..Self::default() }
+    }
+}
+
 /// A multi-object tracker (ByteTrack or SORT). Feed it every frame in order: `update` with the
 /// frame's detections, or `coast` when the detector did not run on that frame.
 #[derive(Debug)]
@@ -298,6 +317,27 @@ impl Tracker {
         self.next_id = next_id;
     }
 
+    /// Frames seen so far (`update` and `coast` calls).
+    pub fn frame_count(&self) -> u64 {
+        self.frame_id
+    }
+
+    /// Copy the tracks and counters into `into` (its buffers are reused).
+    pub fn save(&self, into: &mut TrackerState) {
+        into.frame_id = self.frame_id;
+        into.fresh_frames = self.fresh_frames;
+        into.next_id = self.next_id;
+        into.tracks.clone_from(&self.tracks);
+    }
+
+    /// Go back to a state saved by [`Tracker::save`] (of this tracker, same parameters).
+    pub fn restore(&mut self, from: &TrackerState) {
+        self.frame_id = from.frame_id;
+        self.fresh_frames = from.fresh_frames;
+        self.next_id = from.next_id;
+        self.tracks.clone_from(&from.tracks);
+    }
+
     fn predict_pool(&mut self) {
         for t in self
             .tracks
@@ -311,18 +351,23 @@ impl Tracker {
         }
     }
 
-    fn publish(&self, predicted: bool, out: &mut Vec<TrackOut>) {
+    fn publish(&self, out: &mut Vec<TrackOut>) {
         out.clear();
+        let now = self.frame_id;
         out.extend(
             self.tracks
                 .iter()
                 .filter(|t| t.state == TrackState::Tracked)
-                .map(|t| TrackOut {
-                    xyxy: t.xyxy(),
-                    score: t.score,
-                    class_id: t.class_id,
-                    track_id: t.id,
-                    predicted,
+                .map(|t| {
+                    let age = now.saturating_sub(t.last_frame).min(u32::MAX as u64) as u32;
+                    TrackOut {
+                        xyxy: t.xyxy(),
+                        score: t.score,
+                        class_id: t.class_id,
+                        track_id: t.id,
+                        predicted: age > 0,
+                        age_frames: age,
+                    }
                 }),
         );
     }
@@ -339,7 +384,7 @@ impl Tracker {
         self.frame_id += 1;
         self.predict_pool();
         self.remove_stale_lost();
-        self.publish(true, out);
+        self.publish(out);
     }
 
     /// A frame with fresh detections (possibly none): associate, update the lifecycle, and write
@@ -540,6 +585,6 @@ impl Tracker {
             k += 1;
             !remove[k - 1]
         });
-        self.publish(false, out);
+        self.publish(out);
     }
 }

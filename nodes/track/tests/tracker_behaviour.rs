@@ -1,13 +1,9 @@
 //! Lifecycle, coasting and association behaviour of the trackers, and the stage on real frames.
 
 use std::collections::HashSet;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use perch_pipeline::{
-    BBox, Detection, Flow, Frame, FramePool, Ledger, LiveStats, SourceInfo, Stage, StartContext,
-    MAX_STAGES,
-};
+use perch_pipeline::testing;
+use perch_pipeline::{BBox, Detection, Frame, FramePool, Stage};
 use perch_track::{Det, TrackConfig, TrackOut, TrackStage, Tracker, TrackerKind, TrackerParams};
 
 /// Object `i` at frame `f`: 40x100 boxes, 120 px apart, moving right at 3 px/frame.
@@ -261,50 +257,20 @@ fn crossing_objects_keep_their_ids() {
     assert_eq!(right.track_id, id_a, "{out:?}");
 }
 
-fn start_context(fps: Option<f64>) -> StartContext {
-    StartContext {
-        source: SourceInfo {
-            name: "test".into(),
-            width: 768,
-            height: 576,
-            fps,
-            frames: None,
-        },
-        class_names: None,
-        live: Arc::new(LiveStats::new(
-            vec!["capture".into(), "track".into()],
-            Arc::new(Ledger::new()),
-        )),
-        budget: Duration::from_millis(100),
-    }
-}
-
 fn frame(pool: &FramePool, seq: u64, dets: &[[f64; 4]], fresh: bool) -> Frame {
-    let now = Instant::now();
-    let mut f = Frame {
-        seq,
-        source_index: seq,
-        source_ts: Duration::from_millis(100 * seq),
-        captured_at: now,
-        deadline: now + Duration::from_millis(100),
-        stamps: [Default::default(); MAX_STAGES],
-        data: pool.take(),
-    };
-    f.detections.clear();
-    f.detections.extend(dets.iter().map(|b| Detection {
-        bbox: BBox {
-            x1: b[0] as f32,
-            y1: b[1] as f32,
-            x2: b[2] as f32,
-            y2: b[3] as f32,
-        },
-        score: 0.9,
-        class_id: 0,
-        track_id: None,
-        predicted: false,
-    }));
-    f.detections_fresh = fresh;
-    f
+    let dets: Vec<Detection> = dets
+        .iter()
+        .map(|b| {
+            let bbox = BBox { x1: b[0] as f32, y1: b[1] as f32, x2: b[2] as f32, y2: b[3] as f32 };
+            Detection::new(bbox, 0.9, 0)
+        })
+        .collect();
+    let f = testing::frame(pool, seq).detections(&dets);
+    if fresh {
+        f.fresh().build()
+    } else {
+        f.build()
+    }
 }
 
 #[test]
@@ -312,11 +278,11 @@ fn stage_tracks_coasts_and_predicts_through_dropped_frames() {
     let pool = FramePool::new(4);
     let mut stage = TrackStage::new(&TrackConfig::default()).unwrap();
     assert_eq!(stage.name(), "track");
-    stage.start(&mut start_context(Some(10.0))).unwrap();
+    stage.start(&mut testing::start_context(Some(10.0), &["track"])).unwrap();
     let mut seq = 0;
     for f in 0..20 {
         let mut fr = frame(&pool, seq, &[obj(0, f), obj(1, f)], true);
-        assert_eq!(stage.process(&mut fr).unwrap(), Flow::Continue);
+        stage.process(&mut fr).unwrap();
         let got: HashSet<u64> = fr.detections.iter().map(|d| d.track_id.unwrap()).collect();
         assert_eq!(got, HashSet::from([1, 2]));
         seq += 1;
@@ -404,7 +370,7 @@ fn config_parses_toml_with_defaults_and_rejects_bad_values() {
 fn a_resolution_change_restarts_tracks_and_publishes_every_detection() {
     let pool = FramePool::new(4);
     let mut stage = TrackStage::new(&TrackConfig::default()).unwrap();
-    stage.start(&mut start_context(Some(10.0))).unwrap();
+    stage.start(&mut testing::start_context(Some(10.0), &["track"])).unwrap();
     let sized = |seq: u64, dets: &[[f64; 4]], w: u32, h: u32| {
         let mut f = frame(&pool, seq, dets, true);
         f.image.reshape(perch_pipeline::PixelFormat::Rgb8, w, h);
