@@ -1,7 +1,97 @@
-//! Depthwise convolution, direct.
+//! Depthwise convolution (groups = c_in = c_out), direct: per channel the plane is copied once
+//! into a buffer bordered with the zero point, then 16 output columns at a time accumulate
+//! u8 x s8 products into i32 over all k*k taps (no edge cases in the loop), then the epilogue
+//! runs over the channel's whole output plane. Strides 1 and 2 have SIMD kernels; other strides
+//! run the reference.
 
-use crate::{Job, Variant};
+use rayon::prelude::*;
 
-pub(crate) fn run(_variant: Variant, _job: Job) {
-    unreachable!("no SIMD depthwise kernel is available yet")
+use crate::dense::Epilogue;
+use crate::epilogue::res_seg;
+use crate::pack::{dw_stride, RawSum};
+use crate::{Job, SharedOut, Variant};
+
+/// Output columns per kernel step.
+pub(crate) const DW_NR: usize = 16;
+
+/// One channel: `acc[oy * owp + ox] = sum_t pad[(oy*s + ky) * pw + ox*s + kx] * w[t]` for all
+/// oy < oh, ox < owp (owp a multiple of DW_NR), t = ky*k + kx.
+///
+/// # Safety
+/// `pad` holds every row and column those indices reach plus `DW_NR * stride` bytes of slack
+/// per row (see `padded_width`), `w` holds `dw_stride(k*k)` weights (zero past k*k), `acc`
+/// oh * owp values; the CPU has the kernel's instructions.
+pub(crate) type DwChannel = unsafe fn(pad: &[u8], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]);
+
+pub(crate) struct DwKernel {
+    pub channel: DwChannel,
+    pub epilogue: Epilogue,
+}
+
+fn kernel(v: Variant) -> DwKernel {
+    match v {
+        #[cfg(target_arch = "x86_64")]
+        Variant::Avx2 | Variant::Avx2Madd7 | Variant::AvxVnni | Variant::Avx512Vnni => crate::x86::dw_kernel(),
+        #[cfg(target_arch = "aarch64")]
+        Variant::Neon | Variant::NeonDotprod => crate::neon::dw_kernel(),
+        _ => unreachable!("conv_with only dispatches available SIMD variants here"),
+    }
+}
+
+/// Width of the padded plane: the input with its borders, and room for the last 16-column
+/// block's reads (stride 2 loads 32 bytes at a time).
+fn padded_width(w: usize, pad: usize, k: usize, s: usize, owp: usize) -> usize {
+    (w + 2 * pad).max((owp - DW_NR) * s + k - 1 + DW_NR * s)
+}
+
+thread_local! {
+    static DW_SCRATCH: std::cell::Cell<(Vec<u8>, Vec<i32>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+pub(crate) fn run(variant: Variant, job: Job) {
+    let s = *job.p.shape();
+    if s.stride > 2 {
+        crate::reference::run(job);
+        return;
+    }
+    let kern = kernel(variant);
+    let Job { p, inp, act, residual, mut out } = job;
+    let (k, st, pad) = (s.k, s.stride, s.pad);
+    let (h, w, oh, ow) = (inp.h, inp.w, inp.oh, inp.ow);
+    let ohw = oh * ow;
+    let owp = ow.div_ceil(DW_NR) * DW_NR;
+    let pw = padded_width(w, pad, k, st, owp);
+    let ph = (h + 2 * pad).max((oh - 1) * st + k);
+    let zp = p.input().zero_point;
+    let wst = dw_stride(k * k);
+    let shared = SharedOut::new(&mut out);
+    let channel = |c: usize| {
+        let (mut buf, mut acc) = DW_SCRATCH.take();
+        buf.clear();
+        buf.resize(pw * ph, zp);
+        let plane = inp.planes[c];
+        for y in 0..h {
+            buf[(y + pad) * pw + pad..][..w].copy_from_slice(&plane[y * w..(y + 1) * w]);
+        }
+        acc.resize(oh * owp, 0);
+        // SAFETY: buf is ph x pw with the slack `padded_width` adds, the weights row holds
+        // dw_stride(k*k) values, acc oh * owp; `conv_with` checked the variant's instructions.
+        unsafe { (kern.channel)(&buf, pw, &p.dw16()[c * wst..(c + 1) * wst], k, st, oh, owp, &mut acc) };
+        if owp != ow {
+            for oy in 1..oh {
+                acc.copy_within(oy * owp..oy * owp + ow, oy * ow);
+            }
+        }
+        // SAFETY: channel c's outputs [c*ohw, (c+1)*ohw) are written by this task only and lie
+        // inside the output (checked by `Job::new`).
+        let seg = unsafe { shared.seg(c * ohw, ohw) };
+        // SAFETY: `conv_with` checked the variant's instructions.
+        unsafe { (kern.epilogue)(&acc[..ohw], p.chan(c, RawSum::U8), act, res_seg(&residual, c * ohw, ohw), seg) };
+        DW_SCRATCH.set((buf, acc));
+    };
+    if s.c_out * ohw * k * k < (1 << 19) || rayon::current_num_threads() == 1 {
+        (0..s.c_out).for_each(channel);
+    } else {
+        (0..s.c_out).into_par_iter().for_each(channel);
+    }
 }

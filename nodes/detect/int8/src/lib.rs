@@ -253,7 +253,8 @@ impl Variant {
 
 /// Variants whose kernels are written (the SIMD kernels land behind this same API).
 fn simd_ready(v: Variant) -> bool {
-    v == Variant::Scalar
+    let _ = v;
+    true
 }
 
 /// The kernel family this CPU runs (for `perch info` and bench reports): "avx512_vnni",
@@ -312,15 +313,20 @@ pub fn conv_with(
     Ok(())
 }
 
-/// A validated conv call: every slice has the length the kernels index it with.
-pub(crate) struct Job<'a> {
-    pub p: &'a PackedConv,
+/// The input side of a validated conv call.
+pub(crate) struct Input<'a> {
     /// One plane (h*w values) per input channel, borrowed from the parts.
     pub planes: Vec<&'a [u8]>,
     pub h: usize,
     pub w: usize,
     pub oh: usize,
     pub ow: usize,
+}
+
+/// A validated conv call: every slice has the length the kernels index it with.
+pub(crate) struct Job<'a> {
+    pub p: &'a PackedConv,
+    pub inp: Input<'a>,
     pub act: Act,
     pub residual: Residual<'a>,
     pub out: Output<'a>,
@@ -370,7 +376,47 @@ impl<'a> Job<'a> {
         if let Output::U8(_, q) = &out {
             q.check("output")?;
         }
-        Ok(Self { p, planes, h, w, oh, ow, act, residual, out })
+        Ok(Self { p, inp: Input { planes, h, w, oh, ow }, act, residual, out })
+    }
+}
+
+/// A conv output that parallel tasks write disjoint (channel, column) ranges of.
+#[derive(Clone, Copy)]
+pub(crate) enum SharedOut {
+    U8(*mut u8, f32, i32),
+    F32(*mut f32),
+}
+
+// SAFETY: the pointer is only written through `SharedOut::seg`, whose callers guarantee that no
+// two tasks write the same range (each task owns its (channel, column) ranges).
+unsafe impl Send for SharedOut {}
+// SAFETY: as above.
+unsafe impl Sync for SharedOut {}
+
+impl SharedOut {
+    /// Takes the output's pointer; the `Output` borrow lives on in the caller's `Job`.
+    pub(crate) fn new(out: &mut Output) -> Self {
+        match out {
+            Output::U8(d, q) => {
+                let (inv, zp) = epilogue::out_params(*q);
+                SharedOut::U8(d.as_mut_ptr(), inv, zp)
+            }
+            Output::F32(d) => SharedOut::F32(d.as_mut_ptr()),
+        }
+    }
+
+    /// The outputs [start, start + n).
+    ///
+    /// # Safety
+    /// The range lies inside the output, and no other live segment overlaps it.
+    pub(crate) unsafe fn seg<'b>(self, start: usize, n: usize) -> epilogue::OutSeg<'b> {
+        // SAFETY: the caller's contract.
+        unsafe {
+            match self {
+                SharedOut::U8(p, inv, zp) => epilogue::OutSeg::U8(std::slice::from_raw_parts_mut(p.add(start), n), inv, zp),
+                SharedOut::F32(p) => epilogue::OutSeg::F32(std::slice::from_raw_parts_mut(p.add(start), n)),
+            }
+        }
     }
 }
 

@@ -20,8 +20,9 @@ pub fn conv_reference(
     Ok(())
 }
 
-fn run(job: Job) {
-    let Job { p, planes, h, w, oh, ow, act, residual, mut out } = job;
+pub(crate) fn run(job: Job) {
+    let Job { p, inp, act, residual, mut out } = job;
+    let crate::Input { planes, h, w, oh, ow } = inp;
     let s = *p.shape();
     let (k, st, pad) = (s.k, s.stride, s.pad);
     let cin_g = s.c_in / s.groups;
