@@ -66,8 +66,13 @@ pub struct QuantizeArgs {
 
 pub fn run(args: &QuantizeArgs) -> anyhow::Result<()> {
     if args.list_layers {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
         for n in quant::list_layers(&args.model)? {
-            println!("{:<28} {}", n.name, n.describe());
+            // A closed pipe (`| head`) ends the listing quietly.
+            if writeln!(out, "{:<28} {}", n.name, n.describe()).is_err() {
+                break;
+            }
         }
         return Ok(());
     }

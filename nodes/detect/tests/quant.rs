@@ -248,3 +248,39 @@ fn the_committed_f32_model_json_is_unchanged_by_the_int8_fields() {
     let meta = ModelMeta::load(&f32_model()).unwrap();
     assert_eq!((meta.format, meta.precision), (1, perch_detect::meta::Precision::F32));
 }
+
+/// The committed int8 model (`models/yolov12n-int8`, see its PROVENANCE.md): its record names the
+/// committed calibration frames, and on committed frames it was not calibrated on it finds what
+/// the f32 model finds, at 320 (its calibration size, configs/nano.toml) and 640.
+#[test]
+fn the_committed_int8_model_agrees_with_f32_on_committed_held_out_frames() {
+    let dir = repo().join("models/yolov12n-int8");
+    assert!(dir.join("LICENSE").exists() && dir.join("PROVENANCE.md").exists());
+    let meta = ModelMeta::load(&dir).unwrap();
+    let q = meta.quantization.as_ref().unwrap();
+    let files = frames::list(&repo().join("datasets/vtest")).unwrap();
+    let calib = frames::spread(&files, q.calibration.frames);
+    assert_eq!(q.calibration.sha256, frames::hash(&calib).unwrap(), "the record names the committed frames 64 of 200");
+    let held: Vec<PathBuf> = held_out().into_iter().filter(|f| !calib.contains(f)).collect();
+    assert_eq!(held.len(), 3);
+    for imgsz in [320u32, 640] {
+        let load = |m: &Path| {
+            Detector::load(&DetectConfig { model: m.to_path_buf(), imgsz, threads: 2, ..Default::default() }).unwrap()
+        };
+        let (mut f32d, mut int8d) = (load(&f32_model()), load(&dir));
+        let (mut m, mut nr, mut nt) = (0, 0, 0);
+        for frame in &held {
+            let run = |d: &mut Detector| {
+                let (_, tensor, lb) = input(frame, imgsz);
+                let mut dets = Vec::new();
+                d.detect(&tensor, &lb, &mut dets).unwrap();
+                dets
+            };
+            let (mm, r, t) = matches(&run(&mut f32d), &run(&mut int8d));
+            (m, nr, nt) = (m + mm, nr + r, nt + t);
+        }
+        let f1 = 2.0 * m as f64 / (nr + nt) as f64;
+        eprintln!("committed int8 @{imgsz}: matched-box agreement {f1:.3} ({m} of {nr} f32 / {nt} int8 detections)");
+        assert!(f1 >= 0.85, "@{imgsz}: agreement {f1:.3} below the floor 0.85");
+    }
+}

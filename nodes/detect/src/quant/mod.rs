@@ -304,7 +304,7 @@ pub fn quantize_model(
             f32_convs: all.difference(&int8).cloned().collect(),
             perch_version: env!("CARGO_PKG_VERSION").to_string(),
         };
-        let bytes = report::serialize(&src_bytes, &qmodel, &meta, &info)?;
+        let bytes = report::serialize(&src_bytes, &qmodel)?;
         let reloaded = YoloModel::load_int8_bytes(&bytes, meta.architecture, meta.scale, nc)?;
         let again: Vec<f32> = reloaded.forward(&inputs[0])?.flatten_all()?.to_vec1()?;
         ensure!(

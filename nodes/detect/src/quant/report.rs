@@ -10,7 +10,6 @@ use super::format::{self, Int8ConvTensors, OwnedTensor};
 use super::plan::Plan;
 use super::sqnr::{Acc, OutputSqnr};
 use super::QuantInfo;
-use crate::meta::ModelMeta;
 use crate::model::graph::ConvNode;
 use crate::model::YoloModel;
 
@@ -113,7 +112,7 @@ impl QuantReport {
 
 /// The int8 `model.safetensors`: every tensor of the f32 source, with each int8 conv's weight
 /// and bias replaced by its int8 tensors ([`format`]).
-pub(super) fn serialize(src_bytes: &[u8], qmodel: &YoloModel, meta: &ModelMeta, info: &QuantInfo) -> Result<Vec<u8>> {
+pub(super) fn serialize(src_bytes: &[u8], qmodel: &YoloModel) -> Result<Vec<u8>> {
     let src = safetensors::SafeTensors::deserialize(src_bytes).context("reading the f32 source weights")?;
     let mut tensors: Vec<(String, OwnedTensor)> = Vec::new();
     let mut replaced: BTreeSet<String> = BTreeSet::new();
@@ -130,12 +129,8 @@ pub(super) fn serialize(src_bytes: &[u8], qmodel: &YoloModel, meta: &ModelMeta, 
         }
     }
     tensors.sort_by(|a, b| a.0.cmp(&b.0));
-    let info_map: HashMap<String, String> = [
-        ("format".to_string(), "perch".to_string()),
-        ("precision".to_string(), "int8".to_string()),
-        ("source_sha256".to_string(), meta.source.sha256.clone()),
-        ("f32_weights_sha256".to_string(), info.source_model.weights_sha256.clone()),
-    ]
-    .into();
+    // One metadata key: safetensors writes the map in hash order, and one entry keeps the file's
+    // bytes reproducible (model.json carries the hashes and the recipe).
+    let info_map: HashMap<String, String> = [("format".to_string(), "perch-int8".to_string())].into();
     safetensors::serialize(tensors.iter().map(|(k, t)| (k.as_str(), t)), Some(info_map)).context("serialising the int8 safetensors")
 }
