@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # CI for the detect stage (run from the repo root): venv, fetched reference models, tests.
-# With PERCH_REQUIRE_FIXTURES=1 (as .ci/run sets it) tests that need a fetched fixture fail
-# instead of skipping when it is missing.
+# Tests that need a fetched fixture fail instead of skipping when it is missing
+# (PERCH_REQUIRE_FIXTURES=1, the default here and in .ci/run; perch_pipeline::fixtures).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 
@@ -14,8 +14,12 @@ bash nodes/detect/scripts/setup-venv.sh >/dev/null
 bash nodes/detect/scripts/fetch-fixtures.sh yolov12n nudenet
 
 echo "== detect: import the YOLOv8n fixture with perch's importer"
-cargo run -q "${CARGO_FLAGS[@]}" -p perch-detect --example detect_cli -- \
-    import .cache/fixtures/nudenet/320n.onnx -o .cache/fixtures/nudenet-320n --force
+# .ci/run builds the binary once and passes it in PERCH_BIN.
+if [ -z "${PERCH_BIN:-}" ]; then
+    cargo build -q -p perch
+    PERCH_BIN="${CARGO_TARGET_DIR:-target}/debug/perch"
+fi
+"$PERCH_BIN" model import .cache/fixtures/nudenet/320n.onnx -o .cache/fixtures/nudenet-320n --force
 
 echo "== detect: tests"
-PERCH_REQUIRE_FIXTURES="${PERCH_REQUIRE_FIXTURES:-0}" cargo test "${CARGO_FLAGS[@]}" -p perch-detect
+PERCH_REQUIRE_FIXTURES="${PERCH_REQUIRE_FIXTURES:-1}" cargo test "${CARGO_FLAGS[@]}" -p perch-detect

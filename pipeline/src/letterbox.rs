@@ -5,6 +5,20 @@ use serde::{Deserialize, Serialize};
 
 use crate::frame::BBox;
 
+/// Largest model input side perch accepts (guards against configs that would allocate gigabytes).
+pub const MAX_IMGSZ: u32 = 4096;
+
+/// The one check of a model input side: a multiple of 32 (the detector's stride) in 32..=MAX_IMGSZ.
+/// `key` names where the value came from (`detect.imgsz`, `--imgsz`). The detector and
+/// preprocessing both use it: `detect.imgsz` sizes both.
+pub fn validate_imgsz(imgsz: u32, key: &str) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        imgsz >= 32 && imgsz % 32 == 0 && imgsz <= MAX_IMGSZ,
+        "{key} = {imgsz}: must be a multiple of 32 (the network's stride) between 32 and {MAX_IMGSZ}, e.g. 320 or 640"
+    );
+    Ok(())
+}
+
 /// How a `src_w x src_h` image was placed into a `dst_w x dst_h` model input.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Letterbox {

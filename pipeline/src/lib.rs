@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod delay;
+pub mod fixtures;
 pub mod frame;
 pub mod ledger;
 pub mod letterbox;
@@ -15,7 +16,7 @@ pub mod runtime;
 pub mod source;
 pub mod stage;
 
-pub use config::{ConfigError, RuntimeConfig, StageRuntimeConfig};
+pub use config::{ConfigError, RuntimeConfig, StageOverrides, StageRuntimeConfig};
 pub use frame::{BBox, Detection, Frame, FrameData, ImageBuf, PixelFormat, StageStamp, TensorBuf, MAX_STAGES};
 pub use ledger::{DropReason, Ledger, LedgerSnapshot};
 pub use letterbox::Letterbox;

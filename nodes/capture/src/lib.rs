@@ -1,7 +1,4 @@
-//! perch's capture stage: where frames come from.
-//!
-//! Today: replayed image sequences ([`replay::ReplaySource`]). Cameras (nokhwa/V4L2) and video files
-//! slot in as further [`SourceConfig`] kinds implementing [`perch_pipeline::Source`].
+#![doc = include_str!("../README.md")]
 
 pub mod pacing;
 pub mod replay;

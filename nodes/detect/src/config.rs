@@ -59,7 +59,8 @@ pub struct DetectConfig {
     pub max_det: usize,
     /// Keep only these classes (ids or names); empty or absent: all.
     pub classes: Option<Vec<ClassSel>>,
-    /// Side of the square model input; a multiple of 32. Must equal `preprocess.imgsz`.
+    /// Side of the square model input; a multiple of 32. It also sizes the preprocessing (there is
+    /// no separate preprocess key).
     pub imgsz: u32,
     pub device: DeviceKind,
     /// CPU threads for the network; 0: one per available core.
@@ -91,11 +92,7 @@ impl DetectConfig {
         );
         ensure!(self.iou.is_finite() && (0.0..=1.0).contains(&self.iou), "detect.iou = {}: must be between 0 and 1", self.iou);
         ensure!(self.max_det >= 1, "detect.max_det = 0: must be at least 1");
-        ensure!(
-            self.imgsz >= 32 && self.imgsz % 32 == 0 && self.imgsz <= 4096,
-            "detect.imgsz = {}: must be a multiple of 32 (the network's stride) between 32 and 4096, e.g. 320 or 640",
-            self.imgsz
-        );
+        perch_pipeline::letterbox::validate_imgsz(self.imgsz, "detect.imgsz")?;
         ensure!(self.threads <= 1024, "detect.threads = {}: must be 0 (all cores) or a thread count", self.threads);
         if self.device == DeviceKind::Cuda && !cfg!(feature = "cuda") {
             bail!("detect.device = \"cuda\": this perch was built without CUDA support (rebuild with `--features cuda`), or use \"cpu\"");

@@ -128,7 +128,7 @@ impl Detector {
         );
         if h != self.imgsz as usize || w != self.imgsz as usize {
             bail!(
-                "detect: the input tensor is {h}x{w} but detect.imgsz = {}: set preprocess.imgsz to the same value",
+                "detect: the input tensor is {h}x{w} but detect.imgsz = {}: the preprocess stage must letterbox to the same size",
                 self.imgsz
             );
         }

@@ -1,13 +1,6 @@
-//! perch's detect stage: native YOLO (YOLOv8, YOLO11, YOLOv12) in Candle on weights imported
-//! from Ultralytics ONNX exports, with decode + class-aware NMS on plain slices.
-//!
-//! * [`DetectStage`] / [`DetectConfig`]: the pipeline stage (`frame.tensor` → `frame.detections`).
-//! * [`Detector`]: the same engine outside the pipeline (CLI, benchmarks, tests).
-//! * [`import::import_onnx`]: `perch model import` (ONNX → `model.safetensors` + `model.json`).
-//! * [`quant::quantize_model`]: `perch model quantize` (post-training int8 with calibration).
-//! * [`cli`]: `perch model import`, `perch detect`, `perch bench detect`.
+#![doc = include_str!("../README.md")]
 
-pub mod cli;
+pub mod bench;
 pub mod config;
 pub mod detector;
 pub mod import;
@@ -15,6 +8,7 @@ pub mod meta;
 pub mod model;
 pub mod onnx;
 pub mod postprocess;
+pub mod predict;
 pub mod quant;
 mod stage;
 

@@ -13,7 +13,7 @@ use perch_pipeline::{ImageBuf, Letterbox, PixelFormat, TensorBuf};
 
 use crate::geometry::{taps_into, Tap};
 use crate::pixel::{validate, CUB, CUG, CVG, CVR, CY, HALF, SHIFT};
-use crate::{check_target, letterbox_geometry, PAD_VALUE};
+use crate::{check_target, PAD_VALUE};
 
 /// Which compiled variant of the fused kernel to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -57,14 +57,23 @@ pub struct Preprocessor {
     gather: bool,
 }
 
-fn has_avx2() -> bool {
+/// Proof that the CPU has AVX2: a value of this type exists only after run-time detection
+/// (pulp's `V3::try_new`), so the gather kernel cannot be reached from safe code without it.
+#[cfg(target_arch = "x86_64")]
+type GatherToken = pulp::x86::V3;
+/// No AVX2 gathers off x86_64: the type has no values.
+#[cfg(not(target_arch = "x86_64"))]
+#[derive(Clone, Copy)]
+enum GatherToken {}
+
+fn gather_token() -> Option<GatherToken> {
     #[cfg(target_arch = "x86_64")]
     {
-        std::arch::is_x86_feature_detected!("avx2")
+        pulp::x86::V3::try_new()
     }
     #[cfg(not(target_arch = "x86_64"))]
     {
-        false
+        None
     }
 }
 
@@ -124,7 +133,7 @@ impl Preprocessor {
                 return lb;
             }
         }
-        let lb = letterbox_geometry(src.width, src.height, dst_w, dst_h);
+        let lb = Letterbox::new(src.width, src.height, dst_w, dst_h);
         let (bpp, offs) = layout(src.format);
         let mut x_taps = Vec::new();
         taps_into(src.width, lb.content_w, &mut x_taps);
@@ -167,7 +176,7 @@ impl Preprocessor {
         let (bpp, _) = layout(src.format);
         let stride = src.width as usize * bpp;
         let gray = src.format == PixelFormat::Gray8;
-        let gather = self.path == Path::Auto && self.gather && has_avx2();
+        let gather = if self.path == Path::Auto && self.gather { gather_token() } else { None };
         let Self { x_i0, x_i1, x_f, y_taps, vrow, rgb, rgb_of, .. } = self;
         for (cy, ty) in y_taps.iter().enumerate() {
             let (r0, r1): (&[u8], &[u8]) = match src.format {
@@ -273,15 +282,15 @@ fn vertical(r0: &[u8], r1: &[u8], fy: f32, out: &mut [f32]) {
     }
 }
 
-/// `out[d] = v[i0[d]] + f[d] (v[i1[d]] - v[i0[d]])`, with AVX2 gathers when `avx2` (x86_64).
+/// `out[d] = v[i0[d]] + f[d] (v[i1[d]] - v[i0[d]])`, with AVX2 gathers when given the proof of AVX2.
 #[inline(always)]
-fn horizontal(v: &[f32], i0: &[u32], i1: &[u32], f: &[f32], out: &mut [f32], avx2: bool) {
+fn horizontal(v: &[f32], i0: &[u32], i1: &[u32], f: &[f32], out: &mut [f32], gather: Option<GatherToken>) {
     #[cfg(target_arch = "x86_64")]
-    if avx2 {
-        x86::horizontal_avx2(v, i0, i1, f, out);
+    if let Some(avx2) = gather {
+        x86::horizontal_avx2(avx2, v, i0, i1, f, out);
         return;
     }
-    let _ = avx2;
+    let _ = gather;
     horizontal_portable(v, i0, i1, f, out)
 }
 
@@ -304,12 +313,14 @@ fn horizontal_portable(v: &[f32], i0: &[u32], i1: &[u32], f: &[f32], out: &mut [
 mod x86 {
     use std::arch::x86_64::*;
 
+    /// `_avx2` is the proof that the CPU has AVX2 (pulp's `V3` is only constructed after detection).
     #[inline(always)]
-    pub(super) fn horizontal_avx2(v: &[f32], i0: &[u32], i1: &[u32], f: &[f32], out: &mut [f32]) {
+    pub(super) fn horizontal_avx2(_avx2: pulp::x86::V3, v: &[f32], i0: &[u32], i1: &[u32], f: &[f32], out: &mut [f32]) {
         let n = out.len();
         assert!(i0.len() >= n && i1.len() >= n && f.len() >= n && !v.is_empty());
         let max = v.len() - 1;
-        // SAFETY: avx2 was detected by the caller; every index is checked below before the gathers.
+        // SAFETY: a `V3` exists only when AVX2 (and the rest of x86-64-v3) was detected at run time,
+        // so the target feature holds; every index is clamped inside the kernel before the gathers.
         unsafe { kernel(v, i0, i1, f, out, max) }
     }
 

@@ -1,12 +1,4 @@
-//! perch's preprocess stage: camera pixels (RGB8, BGR8, RGBA8, GRAY8, YUYV, NV12, or JPEG) to the
-//! model's input tensor in one fused pass — aspect-preserving bilinear resize, centred letterbox
-//! padding (114, as Ultralytics), format conversion, normalisation to 0..1 and HWC→CHW — written
-//! straight into a pooled [`TensorBuf`], plus the exact [`Letterbox`] to map boxes back.
-//!
-//! * [`letterbox_into`]: the fast path (SIMD, chosen at run time), no allocation in steady state.
-//! * [`reference::letterbox_into_reference`]: the scalar definition of the correct result.
-//! * [`PreprocessStage`]: the pipeline stage (`frame.image` → `frame.tensor` + `frame.letterbox`).
-//! * [`decode_jpeg_into`]: JPEG/MJPEG into a pooled [`ImageBuf`].
+#![doc = include_str!("../README.md")]
 
 pub mod fused;
 pub mod geometry;
@@ -34,11 +26,6 @@ pub(crate) fn check_target(dst_w: u32, dst_h: u32) -> anyhow::Result<()> {
         "preprocess: target size {dst_w}x{dst_h} is out of range (each side 1..={MAX_TARGET})"
     );
     Ok(())
-}
-
-/// Where a `src_w x src_h` image lands inside a `dst_w x dst_h` model input (Ultralytics' rules).
-pub fn letterbox_geometry(src_w: u32, src_h: u32, dst_w: u32, dst_h: u32) -> Letterbox {
-    Letterbox::new(src_w, src_h, dst_w, dst_h)
 }
 
 /// Letterbox `src` into `out` as a `[3, dst_h, dst_w]` f32 RGB tensor with values in 0..1.

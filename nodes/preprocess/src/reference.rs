@@ -21,7 +21,7 @@ pub fn letterbox_into_reference(
 ) -> anyhow::Result<Letterbox> {
     validate(src)?;
     check_target(dst_w, dst_h)?;
-    let lb = crate::letterbox_geometry(src.width, src.height, dst_w, dst_h);
+    let lb = Letterbox::new(src.width, src.height, dst_w, dst_h);
     let (w, h) = (dst_w as usize, dst_h as usize);
     out.reshape([3, h, w]);
     out.data.fill(PAD_VALUE);

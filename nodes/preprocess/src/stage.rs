@@ -1,15 +1,14 @@
 //! The pipeline stage: `frame.image` → `frame.tensor` + `frame.letterbox`.
 
-use anyhow::ensure;
 use perch_pipeline::{Flow, Frame, Stage};
 use serde::{Deserialize, Serialize};
 
-/// `[preprocess]` in the pipeline TOML.
+/// The stage's settings. Not a section of the pipeline TOML: the binary fills `imgsz` from
+/// `detect.imgsz`, so the tensor always has the size the detector expects.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct PreprocessConfig {
-    /// Side of the square model input in pixels; a multiple of 32 (the detector's stride). Must equal
-    /// the detector's `imgsz`. Default 640.
+    /// Side of the square model input in pixels; a multiple of 32 (the detector's stride). Default 640.
     pub imgsz: u32,
 }
 
@@ -20,14 +19,9 @@ impl Default for PreprocessConfig {
 }
 
 impl PreprocessConfig {
+    /// The same check as the detector's (`detect.imgsz` sizes both).
     pub fn validate(&self) -> anyhow::Result<()> {
-        ensure!(
-            self.imgsz >= 32 && self.imgsz % 32 == 0 && self.imgsz <= crate::MAX_TARGET,
-            "preprocess.imgsz = {}: must be a positive multiple of 32 (the detector's stride), e.g. 320 or 640, at most {}",
-            self.imgsz,
-            crate::MAX_TARGET
-        );
-        Ok(())
+        perch_pipeline::letterbox::validate_imgsz(self.imgsz, "detect.imgsz")
     }
 }
 

@@ -398,7 +398,7 @@ fn config_validation_and_serde() {
     assert!(PreprocessStage::new(&PreprocessConfig::default()).is_ok());
     for bad in [0, 100, 630, 16] {
         let e = PreprocessStage::new(&PreprocessConfig { imgsz: bad }).err().unwrap().to_string();
-        assert!(e.contains("multiple of 32") && e.contains("preprocess.imgsz"), "{e}");
+        assert!(e.contains("multiple of 32") && e.contains("detect.imgsz"), "{e}");
     }
     let c: PreprocessConfig = toml::from_str("imgsz = 320").unwrap();
     assert_eq!(c.imgsz, 320);

@@ -9,15 +9,7 @@ use perch_preprocess::{decode_jpeg_into, letterbox_into};
 
 fn python() -> Option<PathBuf> {
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let py = repo.join(".venv-preprocess/bin/python");
-    if py.exists() {
-        return Some(py);
-    }
-    if std::env::var_os("PERCH_REQUIRE_FIXTURES").is_some() {
-        panic!("{} missing: run nodes/preprocess/scripts/setup-venv.sh", py.display());
-    }
-    eprintln!("SKIPPED: {} missing (run nodes/preprocess/scripts/setup-venv.sh)", py.display());
-    None
+    perch_pipeline::fixtures::fixture_path(&repo.join(".venv-preprocess/bin/python"), "run nodes/preprocess/scripts/setup-venv.sh")
 }
 
 fn opencv(py: &PathBuf, img: &ImageBuf, fmt: &str, t: u32) -> Vec<f32> {

@@ -120,10 +120,7 @@ fn label_class(d: &Detection) -> &'static str {
 fn check_with_rerun(rrd: &Path, expect: &Path) {
     let root = repo_root();
     let python = root.join(".venv-rerun/bin/python");
-    if !python.exists() {
-        let msg = "SKIPPED Rerun read-back: .venv-rerun missing (run nodes/rerun/scripts/setup-venv.sh)";
-        assert!(std::env::var_os("PERCH_REQUIRE_FIXTURES").is_none(), "{msg}");
-        eprintln!("{msg}");
+    if perch_pipeline::fixtures::fixture_path(&python, "run nodes/rerun/scripts/setup-venv.sh").is_none() {
         return;
     }
     let out = Command::new(&python)
@@ -310,10 +307,7 @@ fn stop_without_start_leaves_a_readable_empty_recording() {
 #[test]
 fn connect_streams_to_a_running_rerun_server() {
     let cli = repo_root().join(".venv-rerun/bin/rerun");
-    if !cli.exists() {
-        let msg = "SKIPPED connect test: .venv-rerun missing (run nodes/rerun/scripts/setup-venv.sh)";
-        assert!(std::env::var_os("PERCH_REQUIRE_FIXTURES").is_none(), "{msg}");
-        eprintln!("{msg}");
+    if perch_pipeline::fixtures::fixture_path(&cli, "run nodes/rerun/scripts/setup-venv.sh").is_none() {
         return;
     }
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

@@ -1,7 +1,4 @@
-//! perch's ROS 2 publish stage: detections as `vision_msgs/msg/Detection2DArray`, diagnostics as
-//! `diagnostic_msgs/msg/DiagnosticArray` and an optional JPEG overlay as
-//! `sensor_msgs/msg/CompressedImage`, spoken natively over DDS with ros2-client (no ROS install).
-//! `conf` and `iou` are ROS 2 parameters backed by [`LiveParams`].
+#![doc = include_str!("../README.md")]
 
 pub mod config;
 pub mod convert;

@@ -16,16 +16,7 @@ fn repo_root() -> PathBuf {
 
 fn venv_python() -> Option<PathBuf> {
     let venv = std::env::var_os("PERCH_ROS2_VENV").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".venv-ros2"));
-    let py = venv.join("bin/python");
-    if py.exists() {
-        return Some(py);
-    }
-    let msg = format!("venv {} missing: run nodes/ros2/scripts/setup-venv.sh", venv.display());
-    if std::env::var("PERCH_REQUIRE_FIXTURES").as_deref() == Ok("1") {
-        panic!("PERCH_REQUIRE_FIXTURES=1 and {msg}");
-    }
-    eprintln!("SKIPPED cdr_interop: {msg}");
-    None
+    perch_pipeline::fixtures::fixture_path(&venv.join("bin/python"), "run nodes/ros2/scripts/setup-venv.sh")
 }
 
 fn header(sec: i32, nanosec: u32, frame: &str) -> Header {

@@ -1,10 +1,8 @@
-//! perch's track stage: ByteTrack and SORT over a constant-velocity Kalman filter (nalgebra),
-//! coasting through frames without fresh detections, and a MOT metrics module (CLEAR MOT,
-//! identity metrics, HOTA) that reproduces motmetrics' and TrackEval's numbers.
+#![doc = include_str!("../README.md")]
 
 pub mod assign;
-pub mod cli;
 pub mod corrupt;
+pub mod eval;
 pub mod kalman;
 pub mod mot;
 pub mod replay;

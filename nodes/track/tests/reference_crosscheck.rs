@@ -18,16 +18,7 @@ fn repo() -> PathBuf {
 }
 
 fn python() -> Option<PathBuf> {
-    let py = repo().join(".venv-track/bin/python");
-    if py.exists() {
-        return Some(py);
-    }
-    let msg = "SKIPPED: .venv-track missing (run nodes/track/scripts/setup-venv.sh)";
-    if std::env::var("PERCH_REQUIRE_FIXTURES").as_deref() == Ok("1") {
-        panic!("{msg}, and PERCH_REQUIRE_FIXTURES=1");
-    }
-    eprintln!("{msg}");
-    None
+    perch_pipeline::fixtures::fixture_path(&repo().join(".venv-track/bin/python"), "run nodes/track/scripts/setup-venv.sh")
 }
 
 /// motmetrics (+ HOTA) for each `(gt, tracks)` pair, in one Python process.

@@ -4,11 +4,14 @@
 //! thread count). `PERCH_INT8_REPORT=1 cargo bench -p perch-int8 --bench int8_conv` instead runs
 //! interleaved rounds (every implementation once per round, so machine load hits all alike)
 //! and prints a Markdown table: median / p99 per implementation, GOPS, and int8/f32 ratios.
-//! `PERCH_INT8_ROUNDS` sets the rounds (default 41).
+//! `PERCH_INT8_ROUNDS` sets the rounds (default 41), `PERCH_INT8_ONLY` keeps the layers whose
+//! name contains it, `PERCH_INT8_VARIANTS` (comma-separated) the variants named.
 //!
-//! The f32 side is what perch-detect's f32 path does for the same layer: a tiled im2col into
-//! the `gemm` crate (the GEMM Candle uses) with bias + SiLU fused per tile for dense convs, an
-//! AVX2 direct loop for depthwise ones.
+//! The f32 side re-implements what perch-detect's f32 path (`src/model/kernels.rs`) does for the
+//! same layer, compiled the same way (AVX2+FMA): tiles of ~256 KiB of im2col, each a serial
+//! `gemm` crate GEMM (the one Candle uses) with bias + SiLU over the tile, run in parallel over
+//! tiles (a 1x1 conv reads the planes in place); depthwise on a zero-bordered copy with 2 rows
+//! x 16 columns in registers.
 
 use std::time::Instant;
 
@@ -24,7 +27,13 @@ struct Layer {
     parts: usize,
 }
 
+/// The layers, filtered by `PERCH_INT8_ONLY` (a substring of the name) when set.
 fn layers() -> Vec<Layer> {
+    let only = std::env::var("PERCH_INT8_ONLY").unwrap_or_default();
+    all_layers().into_iter().filter(|l| l.name.contains(only.as_str())).collect()
+}
+
+fn all_layers() -> Vec<Layer> {
     let d = ConvShape::dense;
     vec![
         Layer { name: "3x3 s2 16->32 @160 (v8n/v12n P2, 640)", shape: d(16, 32, 3, 2, 1), h: 160, w: 160, parts: 1 },
@@ -65,7 +74,6 @@ struct Data {
     bf: Vec<f32>,
     xf: Vec<f32>,
     outf: Vec<f32>,
-    col: Vec<f32>,
 }
 
 fn data(l: Layer) -> Data {
@@ -89,7 +97,6 @@ fn data(l: Layer) -> Data {
         wf: w8.iter().map(|&v| v as f32 * 0.001).collect(),
         bf: bias,
         outf: vec![0f32; s.c_out * oh * ow],
-        col: Vec::new(),
     }
 }
 
@@ -105,23 +112,54 @@ fn run_int8(d: &mut Data, v: Variant) {
 
 // ---- the f32 side -------------------------------------------------------------------------
 
-/// im2col rows [c*k*k, j0..j1) for a dense conv (zero padding), like perch-detect's f32 path.
+/// Valid output x range [lo, hi) for kernel column `kx`.
+fn valid_ox(kx: usize, pad: usize, stride: usize, w: usize, ow: usize) -> (usize, usize) {
+    let lo = if kx >= pad { 0 } else { (pad - kx).div_ceil(stride) };
+    let hi = if w + pad > kx { ((w - 1 + pad - kx) / stride + 1).min(ow) } else { 0 };
+    (lo.min(hi), hi)
+}
+
+/// im2col rows [c*k*k, j0..j1) (zero padding), row segments copied as slices: what
+/// perch-detect's `im2col_tile` does.
+#[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 fn im2col(x: &[f32], s: &ConvShape, h: usize, w: usize, j0: usize, j1: usize, col: &mut [f32]) {
     let (_, ow) = s.out_hw(h, w).unwrap();
     let tw = j1 - j0;
+    let (k, st, p) = (s.k, s.stride, s.pad);
     for c in 0..s.c_in {
-        for ky in 0..s.k {
-            for kx in 0..s.k {
-                let r = (c * s.k + ky) * s.k + kx;
-                for (i, j) in (j0..j1).enumerate() {
-                    let (oy, ox) = (j / ow, j % ow);
-                    let iy = (oy * s.stride + ky) as isize - s.pad as isize;
-                    let ix = (ox * s.stride + kx) as isize - s.pad as isize;
-                    col[r * tw + i] = if iy >= 0 && ix >= 0 && (iy as usize) < h && (ix as usize) < w {
-                        x[c * h * w + iy as usize * w + ix as usize]
+        let plane = &x[c * h * w..(c + 1) * h * w];
+        for ky in 0..k {
+            for kx in 0..k {
+                let r = (c * k + ky) * k + kx;
+                let dst = &mut col[r * tw..(r + 1) * tw];
+                let (xlo, xhi) = valid_ox(kx, p, st, w, ow);
+                let mut j = j0;
+                while j < j1 {
+                    let oy = j / ow;
+                    let ox0 = j - oy * ow;
+                    let ox1 = (ox0 + (j1 - j)).min(ow);
+                    let seg = &mut dst[j - j0..j - j0 + (ox1 - ox0)];
+                    let iy = (oy * st + ky) as isize - p as isize;
+                    if iy < 0 || iy >= h as isize {
+                        seg.fill(0.0);
                     } else {
-                        0.0
-                    };
+                        let src = &plane[iy as usize * w..(iy as usize + 1) * w];
+                        let a = xlo.clamp(ox0, ox1);
+                        let b = xhi.clamp(a, ox1);
+                        seg[..a - ox0].fill(0.0);
+                        seg[b - ox0..].fill(0.0);
+                        if b > a {
+                            let ix0 = a * st + kx - p;
+                            if st == 1 {
+                                seg[a - ox0..b - ox0].copy_from_slice(&src[ix0..ix0 + (b - a)]);
+                            } else {
+                                for (i, o) in seg[a - ox0..b - ox0].iter_mut().enumerate() {
+                                    *o = src[ix0 + i * st];
+                                }
+                            }
+                        }
+                    }
+                    j += ox1 - ox0;
                 }
             }
         }
@@ -138,100 +176,163 @@ fn epilogue_f32(row: &mut [f32], b: f32) {
     row.iter_mut().for_each(|v| *v = silu(*v + b));
 }
 
+/// Depthwise f32 as perch-detect does it: stride 1 on a zero-bordered copy with 2 rows x 16
+/// columns in registers, stride 2 direct; then bias + SiLU.
+#[allow(clippy::too_many_arguments)]
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-fn dw_f32(x: &[f32], s: &ConvShape, h: usize, w: usize, wt: &[f32], b: &[f32], out: &mut [f32]) {
+fn dw_f32_channel(plane: &[f32], s: &ConvShape, h: usize, w: usize, wk: &[f32], b: f32, out: &mut [f32], pad: &mut Vec<f32>) {
     let (oh, ow) = s.out_hw(h, w).unwrap();
-    let k = s.k;
-    for c in 0..s.c_out {
-        let o = &mut out[c * oh * ow..(c + 1) * oh * ow];
-        o.fill(b[c]);
+    let (k, p) = (s.k, s.pad);
+    if s.stride == 1 {
+        let owc = ow.div_ceil(16) * 16;
+        let pw = (w + 2 * p).max(owc + k - 1);
+        let ph = (h + 2 * p).max(oh + k);
+        pad.clear();
+        pad.resize(pw * ph, 0.0);
+        for y in 0..h {
+            pad[(y + p) * pw + p..(y + p) * pw + p + w].copy_from_slice(&plane[y * w..(y + 1) * w]);
+        }
+        for oy in (0..oh).step_by(2) {
+            for ox0 in (0..owc).step_by(16) {
+                let mut a0 = [b; 16];
+                let mut a1 = [b; 16];
+                for ky in 0..k {
+                    let r0 = &pad[(oy + ky) * pw + ox0..][..16 + k - 1];
+                    let r1 = &pad[(oy + 1 + ky) * pw + ox0..][..16 + k - 1];
+                    for kx in 0..k {
+                        let wv = wk[ky * k + kx];
+                        for (a, v) in a0.iter_mut().zip(&r0[kx..kx + 16]) {
+                            *a += wv * *v;
+                        }
+                        for (a, v) in a1.iter_mut().zip(&r1[kx..kx + 16]) {
+                            *a += wv * *v;
+                        }
+                    }
+                }
+                let n = 16.min(ow - ox0.min(ow));
+                out[oy * ow + ox0..oy * ow + ox0 + n].copy_from_slice(&a0[..n]);
+                if oy + 1 < oh {
+                    out[(oy + 1) * ow + ox0..(oy + 1) * ow + ox0 + n].copy_from_slice(&a1[..n]);
+                }
+            }
+        }
+    } else {
+        out.fill(b);
         for oy in 0..oh {
             for ky in 0..k {
-                let iy = (oy * s.stride + ky) as isize - s.pad as isize;
+                let iy = (oy * s.stride + ky) as isize - p as isize;
                 if iy < 0 || iy >= h as isize {
                     continue;
                 }
-                let row = &x[c * h * w + iy as usize * w..][..w];
+                let src = &plane[iy as usize * w..][..w];
                 for kx in 0..k {
-                    let wv = wt[c * k * k + ky * k + kx];
-                    for ox in 0..ow {
-                        let ix = (ox * s.stride + kx) as isize - s.pad as isize;
-                        if ix >= 0 && (ix as usize) < w {
-                            o[oy * ow + ox] += wv * row[ix as usize];
-                        }
+                    let wv = wk[ky * k + kx];
+                    let (a, bb) = valid_ox(kx, p, s.stride, w, ow);
+                    for ox in a..bb {
+                        out[oy * ow + ox] += wv * src[ox * s.stride + kx - p];
                     }
                 }
             }
         }
-        o.iter_mut().for_each(|v| *v = silu(*v));
     }
+    out.iter_mut().for_each(|v| *v = silu(*v));
 }
+
+thread_local! {
+    static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: tasks write disjoint column ranges.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
 
 fn run_f32(d: &mut Data, threads: usize) {
+    use rayon::prelude::*;
     let l = d.l;
     let s = l.shape;
-    if s.is_depthwise() {
-        #[allow(unused_unsafe)]
-        // SAFETY: `main` checked AVX2 and FMA (x86_64).
-        unsafe {
-            dw_f32(&d.xf, &s, l.h, l.w, &d.wf, &d.bf, &mut d.outf)
-        };
-        return;
-    }
     let (oh, ow) = s.out_hw(l.h, l.w).unwrap();
     let n = oh * ow;
-    let kdim = s.kdim();
-    let direct = s.k == 1 && s.stride == 1 && s.pad == 0;
-    // Tiles of ~256 KiB of im2col, like perch-detect's column_tile; the GEMM itself runs with
-    // `threads` (the f32 path parallelises over tiles; here one GEMM per tile, gemm's own
-    // parallelism, which is what perch-detect used before the tiling and is no slower).
-    let tile = if direct { n } else { ((256 * 1024 / 4) / kdim).clamp(32, 1024) / 16 * 16 };
-    d.col.resize(kdim * tile, 0.0);
-    let par = if threads > 1 { gemm::Parallelism::Rayon(threads) } else { gemm::Parallelism::None };
-    for j0 in (0..n).step_by(tile) {
-        let j1 = (j0 + tile).min(n);
-        let tw = j1 - j0;
-        let (rhs, rs) = if direct {
-            (d.xf.as_ptr(), n)
-        } else {
-            im2col(&d.xf, &s, l.h, l.w, j0, j1, &mut d.col);
-            (d.col.as_ptr(), tw)
-        };
-        // SAFETY: rhs holds kdim rows of `rs` stride covering tw columns, the output c_out rows
-        // of n, the weights c_out x kdim.
-        unsafe {
-            gemm::gemm(
-                s.c_out,
-                tw,
-                kdim,
-                d.outf.as_mut_ptr().add(j0),
-                1,
-                n as isize,
-                false,
-                d.wf.as_ptr(),
-                1,
-                kdim as isize,
-                rhs,
-                1,
-                rs as isize,
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                par,
-            );
-        }
-        for co in 0..s.c_out {
+    if s.is_depthwise() {
+        let kk = s.k * s.k;
+        let (xf, wf, bf) = (&d.xf, &d.wf, &d.bf);
+        d.outf.par_chunks_mut(n).enumerate().for_each(|(c, o)| {
+            let mut pad = Vec::new();
             #[allow(unused_unsafe)]
             // SAFETY: `main` checked AVX2 and FMA (x86_64).
-            unsafe { epilogue_f32(&mut d.outf[co * n + j0..co * n + j1], d.bf[co]) };
+            unsafe {
+                dw_f32_channel(&xf[c * l.h * l.w..(c + 1) * l.h * l.w], &s, l.h, l.w, &wf[c * kk..(c + 1) * kk], bf[c], o, &mut pad)
+            };
+        });
+        return;
+    }
+    let kdim = s.kdim();
+    let direct = s.k == 1 && s.stride == 1 && s.pad == 0;
+    // perch-detect's column_tile: ~256 KiB of im2col per tile, at least two tiles per thread.
+    let mut tile = ((256 * 1024 / 4) / kdim).clamp(32, 1024) / 16 * 16;
+    if n.div_ceil(tile) < 2 * threads {
+        tile = n.div_ceil(2 * threads).div_ceil(16) * 16;
+    }
+    let tiles = n.div_ceil(tile);
+    let outp = SendPtr(d.outf.as_mut_ptr());
+    let (xf, wf, bf) = (&d.xf, &d.wf, &d.bf);
+    let run_tile = |t: usize| {
+        #[allow(clippy::redundant_locals)] // captures the Send wrapper, not its raw field
+        let outp = outp;
+        let j0 = t * tile;
+        let j1 = (j0 + tile).min(n);
+        let tw = j1 - j0;
+        COL.with(|col| {
+            let mut col = col.borrow_mut();
+            let (rhs, rs) = if direct {
+                (xf.as_ptr().wrapping_add(j0), n)
+            } else {
+                col.resize(kdim * tw, 0.0);
+                #[allow(unused_unsafe)]
+                // SAFETY: `main` checked AVX2 and FMA (x86_64).
+                unsafe {
+                    im2col(xf, &s, l.h, l.w, j0, j1, &mut col)
+                };
+                (col.as_ptr(), tw)
+            };
+            // SAFETY: rhs holds kdim rows of stride `rs` covering tw columns, the output c_out
+            // rows of n (this tile's columns written by this task only), the weights c_out x
+            // kdim.
+            unsafe {
+                gemm::gemm(
+                    s.c_out, tw, kdim, outp.0.add(j0), 1, n as isize, false, wf.as_ptr(), 1, kdim as isize, rhs, 1,
+                    rs as isize, 0.0, 1.0, false, false, false, gemm::Parallelism::None,
+                );
+            }
+        });
+        #[allow(clippy::needless_range_loop)]
+        for co in 0..s.c_out {
+            // SAFETY: this tile's columns of row co belong to this task.
+            let row = unsafe { std::slice::from_raw_parts_mut(outp.0.add(co * n + j0), tw) };
+            #[allow(unused_unsafe)]
+            // SAFETY: `main` checked AVX2 and FMA (x86_64).
+            unsafe {
+                epilogue_f32(row, bf[co])
+            };
         }
+    };
+    if tiles == 1 {
+        run_tile(0);
+    } else {
+        (0..tiles).into_par_iter().for_each(run_tile);
     }
 }
 
+/// The SIMD variants this CPU runs, filtered by `PERCH_INT8_VARIANTS` (comma-separated names).
 fn variants(d: &Data) -> Vec<Variant> {
-    Variant::ALL.into_iter().filter(|&v| v != Variant::Scalar && v.supports(if v == Variant::Avx2Madd7 { &d.packed7 } else { &d.packed8 })).collect()
+    let only = std::env::var("PERCH_INT8_VARIANTS").unwrap_or_default();
+    Variant::ALL
+        .into_iter()
+        .filter(|&v| v != Variant::Scalar && v.supports(if v == Variant::Avx2Madd7 { &d.packed7 } else { &d.packed8 }))
+        .filter(|v| only.is_empty() || only.split(',').any(|o| o == v.name()))
+        .collect()
 }
 
 // ---- interleaved report -------------------------------------------------------------------

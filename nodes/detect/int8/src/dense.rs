@@ -2,17 +2,22 @@
 //! `acc[co, j] = sum_k w[co, k] * im2col[k, j]`, k = (c, ky, kx), j = output pixel.
 //!
 //! Per tile of output columns the im2col block is packed straight into the micro-kernels' panel
-//! layout `[TW/NR][KG groups][NR][4]` (4 consecutive k of one pixel in one 32-bit lane): four
-//! im2col rows at a time are gathered into an L1 scratch (or read in place for a 1x1 stride-1
-//! conv, whose rows are the input planes themselves) and interleaved. The micro-kernels multiply
-//! a panel block with the prepacked weight blocks `[MR][4]` per group into raw i32 sums for the
-//! whole tile, then the epilogue turns each channel's row of the tile into outputs.
+//! layout `[TW/NR][KG groups][NR][4]` (4 consecutive k of one pixel in one 32-bit lane): for
+//! each block of 16 output pixels and group of 4 taps, the taps' 16 input bytes are read in place
+//! (a 1x1 stride-1 conv reads the planes themselves; other convs read a copy of the input
+//! bordered with the zero point, made once per call, where 16 pixels of one output row are 16
+//! consecutive bytes at stride 1 and the even bytes of 32 at stride 2; blocks that wrap to the
+//! next output row join two such pieces) and interleaved 4 ways. No im2col matrix is built. The
+//! micro-kernels multiply a panel block with the prepacked weight blocks `[MR][4]` per group into
+//! raw i32 sums for the whole tile, then the epilogue turns each channel's row of the tile into
+//! outputs.
 
 use rayon::prelude::*;
 
 use crate::epilogue::{res_seg, Chan, OutSeg, ResSeg};
 use crate::pack::{RawSum, KG, MR};
 use crate::{Act, Input, Job, PackedConv, SharedOut, Variant};
+
 
 /// Output pixels per panel block (every micro-kernel covers 16 columns).
 pub(crate) const NR: usize = 16;
@@ -38,6 +43,14 @@ pub(crate) type Epilogue = unsafe fn(acc: &[i32], c: Chan, act: Act, res: ResSeg
 /// Every row holds NR bytes, `dst` 4 * NR; the CPU has the function's instructions.
 pub(crate) type Interleave = unsafe fn(rows: [*const u8; 4], dst: *mut u8, flip: u8);
 
+/// 16 bytes of one im2col row for a block of 16 output pixels that lies in (at most) two output
+/// rows: `dst[i] = a[i * s]` for i < n1, `b[(i - n1) * s]` after (s = 1 or 2).
+///
+/// # Safety
+/// `a` is readable for 16 * s bytes and, when n1 < 16, `b - n1 * s` for 16 * s bytes; `dst`
+/// writable for 16; the CPU has the function's instructions.
+pub(crate) type Gather = unsafe fn(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8);
+
 /// A variant's dense kernel set.
 pub(crate) struct Kernel {
     pub micro: Micro,
@@ -48,6 +61,7 @@ pub(crate) struct Kernel {
     pub raw: RawSum,
     pub epilogue: Epilogue,
     pub interleave: Interleave,
+    pub gather: Gather,
 }
 
 fn kernel(v: Variant) -> Kernel {
@@ -61,13 +75,13 @@ fn kernel(v: Variant) -> Kernel {
 }
 
 thread_local! {
-    static SCRATCH: std::cell::Cell<Scratch> = const { std::cell::Cell::new(Scratch { panel: Vec::new(), rows: Vec::new(), acc: Vec::new() }) };
+    static SCRATCH: std::cell::Cell<Scratch> = const { std::cell::Cell::new(Scratch { panel: Vec::new(), acc: Vec::new() }) };
+    static PADDED: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
 #[derive(Default)]
 struct Scratch {
     panel: Vec<u8>,
-    rows: Vec<u8>,
     acc: Vec<i32>,
 }
 
@@ -127,6 +141,8 @@ pub(crate) fn run(variant: Variant, job: Job) {
         (p.panel().as_ptr() as usize, kg * MR * KG)
     };
     let shared = SharedOut::new(&mut out);
+    let mut padded = PADDED.take();
+    let src = Source::new(p, &inp, &mut padded);
     let work = |item: usize| {
         let (t, grp) = (item / plan.groups, item % plan.groups);
         let j0 = t * plan.tw;
@@ -137,7 +153,7 @@ pub(crate) fn run(variant: Variant, job: Job) {
         let blocks = (j1 - j0).div_ceil(NR);
         let twp = blocks * NR;
         sc.panel.resize(blocks * kg * NR * KG, 0);
-        pack_panel(p, &inp, &kern, j0, j1, kg, &mut sc);
+        pack_panel(p, &src, &kern, j0, j1, kg, &mut sc);
         sc.acc.resize((cb1 - cb0) * MR * twp, 0);
         for b in 0..blocks {
             let panel = sc.panel[b * kg * NR * KG..].as_ptr();
@@ -181,116 +197,158 @@ pub(crate) fn run(variant: Variant, job: Job) {
     } else {
         (0..items).into_par_iter().for_each(work);
     }
+    PADDED.set(padded);
 }
 
-/// Packs the im2col columns [j0, j1) into `sc.panel` as `[blocks][kg][NR][4]`; pixels past j1
-/// and k past kdim read the zero point (their weights are 0 or their outputs unused).
-fn pack_panel(p: &PackedConv, inp: &Input, kern: &Kernel, j0: usize, j1: usize, kg: usize, sc: &mut Scratch) {
-    let s = *p.shape();
-    let zp = p.input().zero_point;
-    let flip = if kern.raw == RawSum::S8 { 0x80 } else { 0 };
-    let tw = j1 - j0;
-    let blocks = tw.div_ceil(NR);
-    let twp = blocks * NR;
-    let kdim = s.kdim();
-    let kk = s.k * s.k;
-    let direct = s.k == 1 && s.stride == 1 && s.pad == 0;
-    if !direct {
-        sc.rows.resize(KG * twp, 0);
-    }
-    let zrow = [zp; NR];
-    let mut tail = [[zp; NR]; KG];
-    for g in 0..kg {
-        // The four im2col rows of this group over the tile (None: past kdim, all zero point).
-        let mut rows: [Option<&[u8]>; KG] = [None; KG];
-        if direct {
-            for (q, r) in rows.iter_mut().enumerate() {
-                let k = g * KG + q;
-                if k < kdim {
-                    *r = Some(&inp.planes[k][j0..j1]);
-                }
-            }
-        } else {
-            for (q, chunk) in sc.rows.chunks_exact_mut(twp).enumerate() {
-                let k = g * KG + q;
-                if k < kdim {
-                    fill_row(p, inp, k / kk, k % kk / s.k, k % s.k, j0, j1, &mut chunk[..tw]);
-                }
-            }
-            for (q, chunk) in sc.rows.chunks_exact(twp).enumerate() {
-                if g * KG + q < kdim {
-                    rows[q] = Some(&chunk[..tw]);
-                }
+/// Bytes before and after the padded planes, so that the 32-byte reads of a block and the
+/// back-shifted read of a wrapped block's second piece stay inside the buffer.
+const SLACK: usize = 64;
+
+/// Where the im2col bytes come from.
+struct Source<'a> {
+    /// 1x1 stride-1 unpadded conv: the im2col row of channel c is the plane itself.
+    direct: Option<&'a [&'a [u8]]>,
+    /// Otherwise the planes bordered with the zero point: plane c's padded row y starts at
+    /// `SLACK + c * plane + y * pw`.
+    buf: &'a [u8],
+    /// Per im2col row k = (c, ky, kx): `c * plane + ky * pw + kx`.
+    tap: Vec<usize>,
+    pw: usize,
+    s: usize,
+    ow: usize,
+    /// Output pixels.
+    n: usize,
+    zp: u8,
+}
+
+/// Where one block of 16 output pixels (j..j+16) reads, for every im2col row.
+#[derive(Clone, Copy)]
+enum Loc {
+    /// The plane offset j (direct source) or the padded offset of the block's first pixel, with
+    /// the number of its pixels in the first output row and the offset of the next row's first.
+    Rows { a: usize, n1: usize, b: usize },
+    /// Past the map's end, 3+ output rows, or a stride > 2: pixel by pixel.
+    Pixels { j: usize },
+}
+
+impl<'a> Source<'a> {
+    fn new(p: &PackedConv, inp: &'a Input, buf: &'a mut Vec<u8>) -> Self {
+        let s = *p.shape();
+        let zp = p.input().zero_point;
+        let n = inp.oh * inp.ow;
+        if s.k == 1 && s.stride == 1 && s.pad == 0 {
+            return Source { direct: Some(&inp.planes), buf: &[], tap: Vec::new(), pw: 0, s: 1, ow: inp.ow, n, zp };
+        }
+        // Every padded row a tap reaches: (oh - 1) * s + k rows of (ow - 1) * s + k columns, at
+        // least the input with its borders.
+        let pw = (inp.w + 2 * s.pad).max((inp.ow - 1) * s.stride + s.k);
+        let ph = (inp.h + 2 * s.pad).max((inp.oh - 1) * s.stride + s.k);
+        let plane = pw * ph;
+        buf.clear();
+        buf.resize(2 * SLACK + s.c_in * plane, zp);
+        for (c, src) in inp.planes.iter().enumerate() {
+            for y in 0..inp.h {
+                let o = SLACK + c * plane + (y + s.pad) * pw + s.pad;
+                buf[o..o + inp.w].copy_from_slice(&src[y * inp.w..(y + 1) * inp.w]);
             }
         }
-        for b in 0..blocks {
-            let dst = sc.panel[(b * kg + g) * NR * KG..][..NR * KG].as_mut_ptr();
-            let px = b * NR;
-            let full = px + NR <= tw;
-            let ptrs: [*const u8; KG] = std::array::from_fn(|q| match rows[q] {
-                None => zrow.as_ptr(),
-                Some(r) if full => r[px..].as_ptr(),
-                Some(r) => {
-                    let n = tw - px;
-                    tail[q][..n].copy_from_slice(&r[px..]);
-                    tail[q][n..].fill(zp);
-                    tail[q].as_ptr()
+        let kk = s.k * s.k;
+        let tap = (0..s.kdim()).map(|k| (k / kk) * plane + (k % kk / s.k) * pw + k % s.k).collect();
+        Source { direct: None, buf, tap, pw, s: s.stride, ow: inp.ow, n, zp }
+    }
+
+    #[inline]
+    fn locate(&self, j: usize) -> Loc {
+        if j + NR > self.n || self.s > 2 {
+            return Loc::Pixels { j };
+        }
+        if self.direct.is_some() {
+            return Loc::Rows { a: j, n1: NR, b: 0 };
+        }
+        let (oy, ox0) = (j / self.ow, j % self.ow);
+        let n1 = self.ow - ox0;
+        if n1 < NR && NR - n1 > self.ow {
+            return Loc::Pixels { j };
+        }
+        let row = |oy: usize| SLACK + oy * self.s * self.pw;
+        Loc::Rows { a: row(oy) + ox0 * self.s, n1: n1.min(NR), b: row(oy + 1) }
+    }
+
+    /// The 16 bytes of im2col row `k` at `loc`: a pointer into the source, or `tmp` filled.
+    #[inline]
+    fn row(&self, kern: &Kernel, loc: Loc, k: usize, tmp: &mut [u8; NR]) -> *const u8 {
+        match (loc, self.direct) {
+            (Loc::Rows { a, .. }, Some(planes)) => planes[k][a..a + NR].as_ptr(),
+            (Loc::Rows { a, n1, b }, None) => {
+                let t = self.tap[k];
+                let pa = self.buf[t + a..].as_ptr();
+                if n1 == NR && self.s == 1 {
+                    return pa;
                 }
-            });
-            // SAFETY: each pointer reads NR bytes (a full block of a row of tw >= px + NR
-            // values, the zero-point row, or a padded tail copy); dst is one NR x 4 block of
-            // the panel.
+                let pb = if n1 == NR { pa } else { self.buf[t + b..].as_ptr() };
+                // SAFETY: pa reads 16 * s bytes of row oy's span (plus at most 32 bytes into
+                // the SLACK after the last plane); pb - n1 * s reads 16 * s bytes starting at
+                // most 30 bytes before row oy + 1 (SLACK >= 32 precedes plane 0); tmp is 16
+                // bytes; `conv_with` checked the variant's instructions.
+                unsafe { (kern.gather)(pa, pb, n1, self.s, tmp.as_mut_ptr()) };
+                tmp.as_ptr()
+            }
+            (Loc::Pixels { j }, Some(planes)) => {
+                let m = self.n.saturating_sub(j).min(NR);
+                tmp[..m].copy_from_slice(&planes[k][j..j + m]);
+                tmp[m..].fill(self.zp);
+                tmp.as_ptr()
+            }
+            (Loc::Pixels { j }, None) => {
+                let t = SLACK + self.tap[k];
+                for (i, v) in tmp.iter_mut().enumerate() {
+                    let jj = j + i;
+                    *v = if jj < self.n { self.buf[t + (jj / self.ow * self.pw + jj % self.ow) * self.s] } else { self.zp };
+                }
+                tmp.as_ptr()
+            }
+        }
+    }
+}
+
+/// Packs the im2col columns [j0, j1) into `sc.panel` as `[blocks][kg][NR][4]`; pixels past the
+/// map and k past kdim read the zero point (their weights are 0 or their outputs unused).
+fn pack_panel(p: &PackedConv, src: &Source, kern: &Kernel, j0: usize, j1: usize, kg: usize, sc: &mut Scratch) {
+    let kdim = p.shape().kdim();
+    let flip = if kern.raw == RawSum::S8 { 0x80 } else { 0 };
+    let blocks = (j1 - j0).div_ceil(NR);
+    let zrow = [src.zp; NR];
+    let mut tmp = [[0u8; NR]; KG];
+    for b in 0..blocks {
+        // Pixels past the tile's end (inside the map) are computed and discarded.
+        let loc = src.locate(j0 + b * NR);
+        for g in 0..kg {
+            let [t0, t1, t2, t3] = &mut tmp;
+            let mut ptrs = [zrow.as_ptr(); KG];
+            for (q, t) in [t0, t1, t2, t3].into_iter().enumerate() {
+                let k = g * KG + q;
+                if k < kdim {
+                    ptrs[q] = src.row(kern, loc, k, t);
+                }
+            }
+            let dst = sc.panel[(b * kg + g) * NR * KG..][..NR * KG].as_mut_ptr();
+            // SAFETY: each pointer reads NR bytes (inside a plane or the padded buffer, the
+            // zero-point row, or a filled tmp); dst is one NR x 4 block of the panel.
             unsafe { (kern.interleave)(ptrs, dst, flip) };
         }
     }
 }
 
-/// One im2col row (input channel c, kernel tap ky, kx) over output pixels [j0, j1).
-#[allow(clippy::too_many_arguments)]
-fn fill_row(p: &PackedConv, inp: &Input, c: usize, ky: usize, kx: usize, j0: usize, j1: usize, dst: &mut [u8]) {
-    let s = p.shape();
-    let (st, pad, w, ow) = (s.stride, s.pad, inp.w, inp.ow);
-    let zp = p.input().zero_point;
-    let plane = inp.planes[c];
-    let (xlo, xhi) = valid_ox(kx, pad, st, w, ow);
-    let mut j = j0;
-    while j < j1 {
-        let oy = j / ow;
-        let ox0 = j - oy * ow;
-        let ox1 = (ox0 + (j1 - j)).min(ow);
-        let seg = &mut dst[j - j0..j - j0 + (ox1 - ox0)];
-        let iy = (oy * st + ky) as isize - pad as isize;
-        if iy < 0 || iy >= inp.h as isize {
-            seg.fill(zp);
-        } else {
-            let src = &plane[iy as usize * w..(iy as usize + 1) * w];
-            let a = xlo.clamp(ox0, ox1);
-            let b = xhi.clamp(a, ox1);
-            seg[..a - ox0].fill(zp);
-            seg[b - ox0..].fill(zp);
-            let mid = &mut seg[a - ox0..b - ox0];
-            if b == a {
-                // the tap lies in the padding for this whole row segment
-            } else if st == 1 {
-                let ix0 = a + kx - pad;
-                mid.copy_from_slice(&src[ix0..ix0 + (b - a)]);
-            } else {
-                let ix0 = a * st + kx - pad;
-                for (i, o) in mid.iter_mut().enumerate() {
-                    *o = src[ix0 + i * st];
-                }
-            }
-        }
-        j += ox1 - ox0;
+/// Portable gather (the SIMD versions do the same with blends).
+///
+/// # Safety
+/// As [`Gather`].
+#[allow(dead_code)]
+pub(crate) unsafe fn gather_scalar(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8) {
+    for i in 0..NR {
+        // SAFETY: the caller's contract.
+        unsafe { *dst.add(i) = if i < n1 { *a.add(i * s) } else { *b.add((i - n1) * s) } };
     }
-}
-
-/// Valid output x range [lo, hi) for kernel column `kx`: those with 0 <= ox*s + kx - pad < w.
-#[inline]
-pub(crate) fn valid_ox(kx: usize, pad: usize, stride: usize, w: usize, ow: usize) -> (usize, usize) {
-    let lo = if kx >= pad { 0 } else { (pad - kx).div_ceil(stride) };
-    let hi = if w + pad > kx { ((w - 1 + pad - kx) / stride + 1).min(ow) } else { 0 };
-    (lo.min(hi), hi)
 }
 
 /// Portable 4-row interleave (the NEON and SSE2 versions do the same with shuffles).
@@ -312,27 +370,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn valid_ox_matches_bruteforce() {
-        for &(w, k, s, p) in &[(7usize, 3usize, 1usize, 1usize), (8, 3, 2, 1), (5, 7, 1, 3), (9, 1, 1, 0), (10, 3, 2, 2), (3, 5, 3, 4)] {
-            let ow = (w + 2 * p - k) / s + 1;
-            for kx in 0..k {
-                let (lo, hi) = valid_ox(kx, p, s, w, ow);
-                for ox in 0..ow {
-                    let ix = (ox * s + kx) as isize - p as isize;
-                    assert_eq!(ix >= 0 && ix < w as isize, ox >= lo && ox < hi, "w{w} k{k} s{s} kx{kx} ox{ox}");
-                }
-            }
-        }
-    }
-
-    #[test]
     fn plans_cover_the_map() {
         for t in [1, 2, 3, 4] {
             let pool = rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap();
             pool.install(|| {
                 for &(n, kdim, c_out) in &[(6400usize, 288usize, 32usize), (400, 2304, 256), (100, 576, 64), (25600, 27, 16), (7, 9, 3), (1600, 96, 64)] {
                     let pl = plan(n, kdim, c_out);
-                    assert!(pl.tw % NR == 0 && pl.tw > 0);
+                    assert!(pl.tw.is_multiple_of(NR) && pl.tw > 0);
                     assert!(pl.col_tiles * pl.tw >= n && (pl.col_tiles - 1) * pl.tw < n, "{pl:?} n={n}");
                     assert!(pl.groups * pl.cb_per_group >= c_out.div_ceil(MR));
                     assert!((pl.groups - 1) * pl.cb_per_group < c_out.div_ceil(MR));

@@ -1,27 +1,26 @@
-//! Depthwise convolution (groups = c_in = c_out), direct: per channel the plane is copied once
-//! into a buffer bordered with the zero point, then 16 output columns at a time accumulate
-//! u8 x s8 products into i32 over all k*k taps (no edge cases in the loop), then the epilogue
-//! runs over the channel's whole output plane. Strides 1 and 2 have SIMD kernels; other strides
-//! run the reference.
+//! Depthwise convolution (groups = c_in = c_out), direct: per channel the plane is widened once
+//! to i16 into a buffer bordered with the zero point, then 16 output columns at a time
+//! accumulate u8 x s8 products into i32 over all k*k taps (no edge cases in the loop), then the
+//! epilogue runs over the channel's whole output plane. Strides 1 and 2 have SIMD kernels;
+//! other strides run the reference.
 
 use rayon::prelude::*;
 
 use crate::dense::Epilogue;
 use crate::epilogue::res_seg;
-use crate::pack::{dw_stride, RawSum};
+use crate::pack::{dw_row, RawSum};
 use crate::{Job, SharedOut, Variant};
 
 /// Output columns per kernel step.
 pub(crate) const DW_NR: usize = 16;
 
-/// One channel: `acc[oy * owp + ox] = sum_t pad[(oy*s + ky) * pw + ox*s + kx] * w[t]` for all
-/// oy < oh, ox < owp (owp a multiple of DW_NR), t = ky*k + kx.
+/// One channel: `acc[oy * owp + ox] = sum pad[(oy*s + ky) * pw + ox*s + kx] * w[ky * kp2 + kx]`
+/// over ky, kx < k for all oy < oh, ox < owp (owp a multiple of DW_NR, kp2 = `dw_row(k)`).
 ///
 /// # Safety
-/// `pad` holds every row and column those indices reach plus `DW_NR * stride` bytes of slack
-/// per row (see `padded_width`), `w` holds `dw_stride(k*k)` weights (zero past k*k), `acc`
-/// oh * owp values; the CPU has the kernel's instructions.
-pub(crate) type DwChannel = unsafe fn(pad: &[u8], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]);
+/// `pad` holds (oh - 1) * s + k rows of `pw >= padded_width(..)` values, `w` k * kp2 weights
+/// (zero past k in each row), `acc` oh * owp values; the CPU has the kernel's instructions.
+pub(crate) type DwChannel = unsafe fn(pad: &[i16], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]);
 
 pub(crate) struct DwKernel {
     pub channel: DwChannel,
@@ -31,7 +30,7 @@ pub(crate) struct DwKernel {
 fn kernel(v: Variant) -> DwKernel {
     match v {
         #[cfg(target_arch = "x86_64")]
-        Variant::Avx2 | Variant::Avx2Madd7 | Variant::AvxVnni | Variant::Avx512Vnni => crate::x86::dw_kernel(),
+        Variant::Avx2 | Variant::Avx2Madd7 | Variant::AvxVnni | Variant::Avx512Vnni => crate::x86::dw_kernel(v),
         #[cfg(target_arch = "aarch64")]
         Variant::Neon | Variant::NeonDotprod => crate::neon::dw_kernel(),
         _ => unreachable!("conv_with only dispatches available SIMD variants here"),
@@ -39,13 +38,13 @@ fn kernel(v: Variant) -> DwKernel {
 }
 
 /// Width of the padded plane: the input with its borders, and room for the last 16-column
-/// block's reads (stride 2 loads 32 bytes at a time).
+/// block's reads (16 values from each tap column up to `dw_row(k)`, 32 at stride 2).
 fn padded_width(w: usize, pad: usize, k: usize, s: usize, owp: usize) -> usize {
-    (w + 2 * pad).max((owp - DW_NR) * s + k - 1 + DW_NR * s)
+    (w + 2 * pad).max(s * owp + dw_row(k) + 2)
 }
 
 thread_local! {
-    static DW_SCRATCH: std::cell::Cell<(Vec<u8>, Vec<i32>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+    static DW_SCRATCH: std::cell::Cell<(Vec<i16>, Vec<i32>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
 }
 
 pub(crate) fn run(variant: Variant, job: Job) {
@@ -63,19 +62,21 @@ pub(crate) fn run(variant: Variant, job: Job) {
     let pw = padded_width(w, pad, k, st, owp);
     let ph = (h + 2 * pad).max((oh - 1) * st + k);
     let zp = p.input().zero_point;
-    let wst = dw_stride(k * k);
+    let wst = k * dw_row(k);
     let shared = SharedOut::new(&mut out);
     let channel = |c: usize| {
         let (mut buf, mut acc) = DW_SCRATCH.take();
         buf.clear();
-        buf.resize(pw * ph, zp);
+        buf.resize(pw * ph, zp as i16);
         let plane = inp.planes[c];
         for y in 0..h {
-            buf[(y + pad) * pw + pad..][..w].copy_from_slice(&plane[y * w..(y + 1) * w]);
+            for (d, &v) in buf[(y + pad) * pw + pad..][..w].iter_mut().zip(&plane[y * w..(y + 1) * w]) {
+                *d = v as i16;
+            }
         }
         acc.resize(oh * owp, 0);
-        // SAFETY: buf is ph x pw with the slack `padded_width` adds, the weights row holds
-        // dw_stride(k*k) values, acc oh * owp; `conv_with` checked the variant's instructions.
+        // SAFETY: buf is ph x pw with the slack `padded_width` adds, the channel's weights are
+        // k * dw_row(k) values, acc oh * owp; `conv_with` checked the variant's instructions.
         unsafe { (kern.channel)(&buf, pw, &p.dw16()[c * wst..(c + 1) * wst], k, st, oh, owp, &mut acc) };
         if owp != ow {
             for oy in 1..oh {

@@ -211,9 +211,6 @@ impl Variant {
     /// Whether this CPU can run the variant (for any layer; [`Variant::supports`] adds the
     /// per-layer condition).
     pub fn available(self) -> bool {
-        if !simd_ready(self) {
-            return false;
-        }
         match self {
             Variant::Scalar => true,
             #[cfg(target_arch = "x86_64")]
@@ -249,12 +246,6 @@ impl Variant {
         ];
         ORDER.into_iter().find(|v| v.supports(p)).unwrap_or(Variant::Scalar)
     }
-}
-
-/// Variants whose kernels are written (the SIMD kernels land behind this same API).
-fn simd_ready(v: Variant) -> bool {
-    let _ = v;
-    true
 }
 
 /// The kernel family this CPU runs (for `perch info` and bench reports): "avx512_vnni",

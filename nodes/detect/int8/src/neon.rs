@@ -23,7 +23,7 @@ pub(crate) fn dense_kernel(v: Variant) -> Kernel {
         Variant::NeonDotprod => micro_sdot,
         _ => unreachable!("not an aarch64 variant"),
     };
-    Kernel { micro, nb_max: 1, wide_weights: false, raw: RawSum::S8, epilogue: epilogue_neon, interleave: interleave_neon }
+    Kernel { micro, nb_max: 1, wide_weights: false, raw: RawSum::S8, epilogue: epilogue_neon, interleave: interleave_neon, gather: gather_neon }
 }
 
 pub(crate) fn dw_kernel() -> crate::depthwise::DwKernel {
@@ -170,6 +170,46 @@ unsafe fn interleave_neon(rows: [*const u8; 4], dst: *mut u8, flip: u8) {
     }
 }
 
+/// `MASK[16 - n..]` starts with n bytes 0xff: the first n lanes of a block from the first piece.
+static MASK: [u8; 32] = {
+    let mut m = [0u8; 32];
+    let mut i = 0;
+    while i < 16 {
+        m[i] = 0xff;
+        i += 1;
+    }
+    m
+};
+
+/// 16 bytes at stride s (1, or 2: `ld2` keeps the even bytes).
+///
+/// # Safety
+/// `p` is readable for 16 * s bytes.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn load16(p: *const u8, s: usize) -> uint8x16_t {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if s == 1 {
+            vld1q_u8(p)
+        } else {
+            vld2q_u8(p).0
+        }
+    }
+}
+
+/// # Safety
+/// As `dense::Gather`.
+#[target_feature(enable = "neon")]
+unsafe fn gather_neon(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8) {
+    // SAFETY: the caller's contract; MASK[16 - n1..] has 16 bytes for n1 <= 16.
+    unsafe {
+        let va = load16(a, s);
+        let v = if n1 >= 16 { va } else { vbslq_u8(vld1q_u8(MASK.as_ptr().add(16 - n1)), va, load16(b.sub(n1 * s), s)) };
+        vst1q_u8(dst, v);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Dense micro-kernels (one 4-channel weight block x 16 pixels)
 
@@ -274,28 +314,11 @@ unsafe fn micro_sdot(panel: *const u8, w: *const u8, _ws: usize, kg: usize, _nb:
 // ---------------------------------------------------------------------------------------------
 // Depthwise
 
-/// 16 padded-plane bytes for 16 output columns: consecutive bytes (stride 1) or the even bytes
-/// of 32 (stride 2, `ld2`).
-///
-/// # Safety
-/// The row holds the bytes read.
-#[inline]
-#[target_feature(enable = "neon")]
-unsafe fn dw_load<const S: usize>(row: *const u8) -> uint8x16_t {
-    // SAFETY: the caller's contract.
-    unsafe {
-        if S == 1 {
-            vld1q_u8(row)
-        } else {
-            vld2q_u8(row).0
-        }
-    }
-}
-
 /// # Safety
 /// As `depthwise::DwChannel`.
+#[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "neon")]
-unsafe fn dw_channel_neon(pad: &[u8], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]) {
+unsafe fn dw_channel_neon(pad: &[i16], pw: usize, w: &[i16], k: usize, s: usize, oh: usize, owp: usize, acc: &mut [i32]) {
     // SAFETY: the caller's contract.
     unsafe {
         if s == 1 {
@@ -306,17 +329,35 @@ unsafe fn dw_channel_neon(pad: &[u8], pw: usize, w: &[i16], k: usize, s: usize, 
     }
 }
 
-/// Per tap: the 16 inputs widened to i16 (`uxtl`), `smlal` by the tap's weight into four i32
+/// 8 values for 8 output columns: consecutive (stride 1) or the even ones of 16 (`ld2`).
+///
+/// # Safety
+/// `p` is readable for 8 * S values.
+#[inline]
+#[target_feature(enable = "neon")]
+unsafe fn dw_load<const S: usize>(p: *const i16) -> int16x8_t {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if S == 1 {
+            vld1q_s16(p)
+        } else {
+            vld2q_s16(p).0
+        }
+    }
+}
+
+/// Per tap: 16 inputs (already i16), `smlal`/`smlal2` by the tap's weight into four i32
 /// vectors (u8 x s8 products, exact).
 ///
 /// # Safety
 /// As `dw_channel_neon` with stride S.
 #[inline]
 #[target_feature(enable = "neon")]
-unsafe fn dw_rows<const S: usize>(pad: &[u8], pw: usize, w: &[i16], k: usize, oh: usize, owp: usize, acc: &mut [i32]) {
+unsafe fn dw_rows<const S: usize>(pad: &[i16], pw: usize, w: &[i16], k: usize, oh: usize, owp: usize, acc: &mut [i32]) {
+    let kp2 = crate::pack::dw_row(k);
     let base = pad.as_ptr();
-    // SAFETY: every read stays inside `pad` (`padded_width` leaves room for the last block's 16
-    // or 32-byte loads); acc holds oh * owp values.
+    // SAFETY: rows oy*S + ky < (oh - 1) * S + k exist; columns up to S * ox0 + k - 1 + 16 * S <=
+    // S * owp + k <= pw (`padded_width`); acc holds oh * owp values.
     unsafe {
         for oy in 0..oh {
             for ox0 in (0..owp).step_by(16) {
@@ -324,10 +365,9 @@ unsafe fn dw_rows<const S: usize>(pad: &[u8], pw: usize, w: &[i16], k: usize, oh
                 for ky in 0..k {
                     let row = base.add((oy * S + ky) * pw + ox0 * S);
                     for kx in 0..k {
-                        let wv = w[ky * k + kx];
-                        let x = dw_load::<S>(row.add(kx));
-                        let lo = vreinterpretq_s16_u16(vmovl_u8(vget_low_u8(x)));
-                        let hi = vreinterpretq_s16_u16(vmovl_high_u8(x));
+                        let wv = w[ky * kp2 + kx];
+                        let lo = dw_load::<S>(row.add(kx));
+                        let hi = dw_load::<S>(row.add(kx + 8 * S));
                         a[0] = vmlal_n_s16(a[0], vget_low_s16(lo), wv);
                         a[1] = vmlal_high_n_s16(a[1], lo, wv);
                         a[2] = vmlal_n_s16(a[2], vget_low_s16(hi), wv);

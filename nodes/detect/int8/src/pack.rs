@@ -36,7 +36,8 @@ pub struct PackedConv {
     max_abs: u8,
     /// Dense: [ceil(c_out/MR)][ceil(kdim/KG)][MR][KG], zero-filled past c_out and kdim.
     panel: Vec<i8>,
-    /// Depthwise: [c][kk8] widened to i16, kk8 = k*k rounded up to 8, zero-filled.
+    /// Depthwise: [c][k][kp2] widened to i16, kp2 = k rounded up to even (zero-filled), so every
+    /// kernel row is a run of weight pairs.
     dw16: Vec<i16>,
     /// Dense, for the exact AVX2 kernel: `panel` widened to i16, built on first use.
     panel16: OnceLock<Vec<i16>>,
@@ -85,7 +86,7 @@ impl PackedConv {
             }
         }
         let (panel, dw16) = if shape.is_depthwise() {
-            (Vec::new(), pack_dw16(w, shape.c_out, shape.k * shape.k))
+            (Vec::new(), pack_dw16(w, shape.c_out, shape.k))
         } else {
             (pack_dense(w, shape.c_out, kdim), Vec::new())
         };
@@ -169,16 +170,19 @@ fn pack_dense(w: &[i8], c_out: usize, kdim: usize) -> Vec<i8> {
     panel
 }
 
-pub(crate) fn dw_stride(kk: usize) -> usize {
-    kk.div_ceil(8) * 8
+/// Weights per kernel row of the depthwise layout (k rounded up to even).
+pub(crate) fn dw_row(k: usize) -> usize {
+    k.div_ceil(2) * 2
 }
 
-fn pack_dw16(w: &[i8], c: usize, kk: usize) -> Vec<i16> {
-    let st = dw_stride(kk);
-    let mut out = vec![0i16; c * st];
+fn pack_dw16(w: &[i8], c: usize, k: usize) -> Vec<i16> {
+    let kp2 = dw_row(k);
+    let mut out = vec![0i16; c * k * kp2];
     for ch in 0..c {
-        for t in 0..kk {
-            out[ch * st + t] = w[ch * kk + t] as i16;
+        for ky in 0..k {
+            for kx in 0..k {
+                out[(ch * k + ky) * kp2 + kx] = w[(ch * k + ky) * k + kx] as i16;
+            }
         }
     }
     out

@@ -43,6 +43,12 @@ struct Case {
 
 /// Runs `case` with every available variant and compares with the reference.
 fn check(case: &Case) -> Result<(), String> {
+    check_in(case, &[None])
+}
+
+/// `check` with the variants run inside each of `pools` (None: the current pool); the reference
+/// runs once.
+fn check_in(case: &Case, pools: &[Option<&rayon::ThreadPool>]) -> Result<(), String> {
     let Case { shape: s, h, w, ref parts, range, act, res, out_u8, seed } = *case;
     let mut g = Lcg(seed);
     let kdim = s.kdim();
@@ -83,18 +89,22 @@ fn check(case: &Case) -> Result<(), String> {
         Ok((o8, of.iter().map(|v| v.to_bits()).collect()))
     };
     let want = run(None)?;
-    for v in Variant::ALL {
+    for (v, pool) in Variant::ALL.into_iter().flat_map(|v| pools.iter().map(move |p| (v, p))) {
         if !v.supports(&p) {
             continue;
         }
-        let got = run(Some(v))?;
+        let got = match pool {
+            Some(pool) => pool.install(|| run(Some(v)))?,
+            None => run(Some(v))?,
+        };
         if let Some(i) = (0..n).find(|&i| if out_u8 { got.0[i] != want.0[i] } else { got.1[i] != want.1[i] }) {
             let (gv, wv) = if out_u8 {
                 (got.0[i].to_string(), want.0[i].to_string())
             } else {
                 (f32::from_bits(got.1[i]).to_string(), f32::from_bits(want.1[i]).to_string())
             };
-            return Err(format!("{} differs from the reference at {i} (channel {}): {gv} vs {wv}", v.name(), i / (oh * ow)));
+            let threads = pool.map_or(rayon::current_num_threads(), |p| p.current_num_threads());
+            return Err(format!("{} ({threads} threads) differs from the reference at {i} (channel {}): {gv} vs {wv}", v.name(), i / (oh * ow)));
         }
     }
     Ok(())
@@ -132,7 +142,7 @@ proptest! {
     #[test]
     fn dense_equals_reference(
         c_in in 1usize..24, c_out in 1usize..21, k in prop::sample::select(vec![1usize, 2, 3, 5]),
-        stride in 1usize..4, pad_extra in 0usize..3, h in 1usize..19, w in 1usize..23,
+        stride in 1usize..4, pad_extra in 0usize..3, h in 1usize..13, w in 1usize..45,
         cuts in prop::collection::vec(0usize..64, 0..4), seven in any::<bool>(),
         silu in any::<bool>(), res in 0u8..3, out_u8 in any::<bool>(), seed in any::<u64>(),
     ) {
@@ -185,18 +195,17 @@ fn yolo_shapes_on_1_2_4_threads() {
         (ConvShape::depthwise(40, 3, 2, 1), 33, 31, vec![20, 20]),
         (ConvShape::depthwise(24, 3, 1, 1), 40, 40, vec![24]),
     ];
-    for threads in [1, 2, 4] {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
-        for (i, (shape, h, w, parts)) in cases.iter().enumerate() {
-            for (j, (act, res, out_u8)) in [(Act::Silu, ResKind::None, true), (Act::None, ResKind::U8, false), (Act::Silu, ResKind::F32, true)]
-                .into_iter()
-                .enumerate()
-            {
-                let case = Case { shape: *shape, h: *h, w: *w, parts: parts.clone(), range: 127, act, res, out_u8, seed: (i * 10 + j) as u64 };
-                pool.install(|| check(&case)).unwrap_or_else(|e| panic!("{threads} threads, {shape:?} {h}x{w}: {e}"));
-                let case7 = Case { range: 63, ..case };
-                pool.install(|| check(&case7)).unwrap_or_else(|e| panic!("{threads} threads, 7-bit {shape:?} {h}x{w}: {e}"));
-            }
+    let pools: Vec<rayon::ThreadPool> = [1, 2, 4].iter().map(|&t| rayon::ThreadPoolBuilder::new().num_threads(t).build().unwrap()).collect();
+    let pools: Vec<Option<&rayon::ThreadPool>> = pools.iter().map(Some).collect();
+    for (i, (shape, h, w, parts)) in cases.iter().enumerate() {
+        for (j, (act, res, out_u8)) in [(Act::Silu, ResKind::None, true), (Act::None, ResKind::U8, false), (Act::Silu, ResKind::F32, true)]
+            .into_iter()
+            .enumerate()
+        {
+            let case = Case { shape: *shape, h: *h, w: *w, parts: parts.clone(), range: 127, act, res, out_u8, seed: (i * 10 + j) as u64 };
+            check_in(&case, &pools).unwrap_or_else(|e| panic!("{shape:?} {h}x{w}: {e}"));
+            let case7 = Case { range: 63, ..case };
+            check_in(&case7, &pools).unwrap_or_else(|e| panic!("7-bit {shape:?} {h}x{w}: {e}"));
         }
     }
 }
@@ -244,4 +253,33 @@ fn forcing_an_unavailable_variant_is_an_error() {
         println!("{:>12}: available {}", v.name(), v.available());
     }
     println!("active kernel: {}", active_kernel());
+}
+
+/// NaN and infinities in an f32 residual: every variant treats them like the reference (NaN
+/// saturates to 0 in a u8 output, infinities to 0 and 255, f32 outputs carry them).
+#[test]
+fn non_finite_residuals_equal_reference() {
+    let q = QParams::new(0.1, 7);
+    for shape in [ConvShape::dense(8, 5, 3, 1, 1), ConvShape::depthwise(5, 3, 1, 1)] {
+        let (h, w) = (6, 19);
+        let p = PackedConv::new(shape, &vec![3i8; shape.c_out * shape.kdim()], &vec![0.01; shape.c_out], &vec![0.5; shape.c_out], q).unwrap();
+        let x: Vec<u8> = (0..shape.c_in * h * w).map(|i| (i * 37) as u8).collect();
+        let n = shape.c_out * h * w;
+        let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, -f32::NAN, 1e30, -1e30, 0.0, -0.0];
+        let res: Vec<f32> = (0..n).map(|i| specials[i % specials.len()]).collect();
+        for act in [Act::None, Act::Silu] {
+            let mut want = vec![0u8; n];
+            conv_reference(&p, &[&x], h, w, act, Residual::F32(&res), Output::U8(&mut want, QParams::new(0.05, 100))).unwrap();
+            let mut wantf = vec![0f32; n];
+            conv_reference(&p, &[&x], h, w, act, Residual::F32(&res), Output::F32(&mut wantf)).unwrap();
+            for v in Variant::ALL.into_iter().filter(|v| v.supports(&p)) {
+                let mut got = vec![0u8; n];
+                conv_with(v, &p, &[&x], h, w, act, Residual::F32(&res), Output::U8(&mut got, QParams::new(0.05, 100))).unwrap();
+                assert_eq!(got, want, "{} {shape:?}", v.name());
+                let mut gotf = vec![0f32; n];
+                conv_with(v, &p, &[&x], h, w, act, Residual::F32(&res), Output::F32(&mut gotf)).unwrap();
+                assert!(gotf.iter().zip(&wantf).all(|(a, b)| a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())), "{} f32 {shape:?}", v.name());
+            }
+        }
+    }
 }

@@ -20,6 +20,7 @@ macro_rules! dispatch_avx2 {
         pub(crate) fn $name($($arg: $ty),*) {
             #[inline(always)]
             fn generic($($arg: $ty),*) $body
+            // Unsafe only because of the target features: callers must have detected them.
             #[cfg(target_arch = "x86_64")]
             #[target_feature(enable = "avx2,fma")]
             unsafe fn avx2($($arg: $ty),*) {
@@ -236,7 +237,21 @@ dispatch_avx2!(im2col_tile, fn(x: &[f32], g: &ConvGeom, j0: usize, j1: usize, co
 });
 
 thread_local! {
-    static COL: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    static COL: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// Runs `f` with this thread's scratch buffer, at least `len` long. The buffer is moved out of the
+/// thread-local while `f` runs, not borrowed: if `f` waits inside rayon (a parallel GEMM) and this
+/// thread meanwhile runs another task that needs scratch, that task gets a fresh buffer instead of
+/// finding this one borrowed (a `RefCell` would panic there).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    let mut buf = COL.take();
+    if buf.len() < len {
+        buf.resize(len, 0.0);
+    }
+    let r = f(&mut buf[..len]);
+    COL.set(buf);
+    r
 }
 
 fn threads() -> usize {
@@ -296,7 +311,10 @@ unsafe fn gemm_into(
 /// Raw pointer that may cross rayon tasks; each task writes a disjoint column range.
 #[derive(Clone, Copy)]
 struct SendPtr(*mut f32);
+// SAFETY: the pointer targets an output buffer that outlives the parallel loop using it, and every
+// task writes only its own, disjoint range of it (stated at each use), so sharing it is race-free.
 unsafe impl Send for SendPtr {}
+// SAFETY: as for Send: tasks only write disjoint ranges through copies of the pointer.
 unsafe impl Sync for SendPtr {}
 
 /// Output columns per task: the im2col block (kdim x tile) stays in L2 (~256 KiB of it), and
@@ -311,14 +329,13 @@ fn column_tile(hw: usize, kdim: usize) -> usize {
     }
 }
 
-/// Runs `run_tile(t, par)` over all column tiles in parallel. A single tile (maps of a few
-/// pixels) runs its GEMM serially: a parallel GEMM would wait inside rayon while this thread
-/// holds its column buffer, and a stolen task borrowing the same buffer would panic.
-fn for_each_tile(tiles: usize, run_tile: impl Fn(usize, bool) + Sync) {
+/// Runs `run_tile(t)` over all column tiles in parallel; each tile's GEMM is serial (the tiles are
+/// the parallelism). A single tile (maps of a few pixels) runs on the calling thread.
+fn for_each_tile(tiles: usize, run_tile: impl Fn(usize) + Sync + Send) {
     if tiles == 1 {
-        run_tile(0, false);
+        run_tile(0);
     } else {
-        (0..tiles).into_par_iter().for_each(|t| run_tile(t, false));
+        (0..tiles).into_par_iter().for_each(run_tile);
     }
 }
 
@@ -354,20 +371,17 @@ pub fn conv_dense(
     let mut out = Vec::with_capacity(m * hw);
     let tile = column_tile(hw, kdim);
     let outp = SendPtr(out.as_mut_ptr());
-    for_each_tile(hw.div_ceil(tile), |t, par| {
+    for_each_tile(hw.div_ceil(tile), |t| {
         let j0 = t * tile;
         let j1 = (j0 + tile).min(hw);
         let n = j1 - j0;
         let outp = outp;
-        COL.with(|c| {
-            let mut col = c.borrow_mut();
-            if col.len() < kdim * n {
-                col.resize(kdim * n, 0.0);
-            }
-            im2col_tile(x, g, j0, j1, &mut col[..kdim * n]);
-            // SAFETY: the tile's columns of `out` are written by this task only.
+        with_scratch(kdim * n, |col| {
+            im2col_tile(x, g, j0, j1, col);
+            // SAFETY: the tile's columns of `out` are written by this task only; `col` holds kdim
+            // rows of n values and `w` m rows of kdim.
             unsafe {
-                gemm_into(m, n, kdim, outp.0.add(j0), hw, w.as_ptr(), kdim, 1, col.as_ptr(), n, 1, false, par);
+                gemm_into(m, n, kdim, outp.0.add(j0), hw, w.as_ptr(), kdim, 1, col.as_ptr(), n, 1, false, false);
             }
         });
         // SAFETY: as above; the GEMM (read_dst = false) has written every value of the tile.
@@ -400,7 +414,7 @@ pub fn conv1x1_cat(
     let mut out = Vec::with_capacity(c_out * hw);
     let tile = column_tile(hw, c_in);
     let outp = SendPtr(out.as_mut_ptr());
-    for_each_tile(hw.div_ceil(tile), |t, par| {
+    for_each_tile(hw.div_ceil(tile), |t| {
         let j0 = t * tile;
         let j1 = (j0 + tile).min(hw);
         let outp = outp;
@@ -410,7 +424,7 @@ pub fn conv1x1_cat(
             // SAFETY: the tile's columns of `out` are written by this task only; `x` holds kp
             // rows of hw values and `w` c_out rows of c_in.
             unsafe {
-                gemm_into(c_out, j1 - j0, kp, outp.0.add(j0), hw, w.as_ptr().add(k0), c_in, 1, x.as_ptr().add(j0), hw, 1, i > 0, par);
+                gemm_into(c_out, j1 - j0, kp, outp.0.add(j0), hw, w.as_ptr().add(k0), c_in, 1, x.as_ptr().add(j0), hw, 1, i > 0, false);
             }
             k0 += kp;
         }
@@ -552,18 +566,21 @@ pub fn area_attention(qkv: &[f32], c: usize, n: usize, heads: usize, area: usize
         let outp = outp;
         // Rows of S in blocks that stay in L2 (a whole 400x400 S is 640 KB).
         let rb = (32 * 1024 / na).clamp(8, na);
-        COL.with(|cbuf| {
-            let mut s = cbuf.borrow_mut();
-            if s.len() < rb * na {
-                s.resize(rb * na, 0.0);
-            }
+        // The GEMMs run in parallel when there are fewer pairs than threads: the scratch is moved
+        // out of the thread-local meanwhile (`with_scratch`), so tasks this thread runs while it
+        // waits cannot collide with it.
+        with_scratch(rb * na, |s| {
             for i0 in (0..na).step_by(rb) {
                 let m = rb.min(na - i0);
+                // SAFETY: q and k are channel-major maps of this head with row stride n: rows i0..i0+m
+                // of q^T (columns of q) and all na columns of k lie inside `qkv`; `s` holds m x na.
                 unsafe {
                     // S[i, j] = sum_t q[t, i] * k[t, j]   (q^T k), i in the block, j all tokens of the area
                     gemm_into(m, na, d, s.as_mut_ptr(), na, q.as_ptr().add(i0), 1, n, k.as_ptr(), n, 1, false, par_inner);
                 }
                 softmax_rows(&mut s[..m * na], na, scale);
+                // SAFETY: `dst` addresses d rows (stride n) of m columns of this (area, head)'s output
+                // block, written by this task only; `vv` holds d rows of na tokens; `s` m x na.
                 unsafe {
                     // O[t, i] = sum_j v[t, j] * S[i, j]
                     let dst = outp.0.add(h * d * n + a * na + i0);
@@ -628,6 +645,25 @@ mod tests {
             x += 0.0137;
         }
         assert!(worst < 3e-7, "worst relative error {worst}");
+    }
+
+    /// A task that needs scratch while another holds it on the same thread (rayon runs queued
+    /// tasks on a thread that waits inside a parallel GEMM) gets its own buffer: no panic, and the
+    /// outer task's data is untouched.
+    #[test]
+    fn scratch_is_reentrant_on_one_thread() {
+        let outer = with_scratch(8, |a| {
+            a.fill(1.0);
+            let inner = with_scratch(16, |b| {
+                b.fill(2.0);
+                b.iter().sum::<f32>()
+            });
+            assert!(a.iter().all(|&v| v == 1.0), "the nested call wrote into the outer buffer");
+            inner + a.iter().sum::<f32>()
+        });
+        assert_eq!(outer, 32.0 + 8.0);
+        // The buffer is reused afterwards (no allocation once it is large enough).
+        assert_eq!(with_scratch(4, |a| a.len()), 4);
     }
 
     #[test]

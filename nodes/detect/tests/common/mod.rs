@@ -13,16 +13,7 @@ pub fn repo() -> PathBuf {
 /// A fetched fixture (`.cache/fixtures/...`, see scripts/fetch-fixtures.sh), or None with a loud
 /// note; with PERCH_REQUIRE_FIXTURES=1 a missing fixture fails the test.
 pub fn fixture(rel: &str) -> Option<PathBuf> {
-    let p = repo().join(".cache/fixtures").join(rel);
-    if p.exists() {
-        return Some(p);
-    }
-    let msg = format!("fixture {} is missing: run nodes/detect/scripts/fetch-fixtures.sh", p.display());
-    if std::env::var("PERCH_REQUIRE_FIXTURES").is_ok_and(|v| v == "1") {
-        panic!("{msg} (PERCH_REQUIRE_FIXTURES=1)");
-    }
-    eprintln!("SKIPPED: {msg}");
-    None
+    perch_pipeline::fixtures::fixture_path(&repo().join(".cache/fixtures").join(rel), "run nodes/detect/scripts/fetch-fixtures.sh")
 }
 
 /// A fresh, empty scratch directory under the system temp dir.
@@ -59,7 +50,7 @@ pub fn load_golden(name: &str) -> Golden {
 /// perch's input for an image: decode + letterbox, as `perch detect` does.
 pub fn input(image_path: &Path, imgsz: u32) -> (ImageBuf, TensorBuf, perch_pipeline::Letterbox) {
     let mut image = ImageBuf::default();
-    perch_detect::cli::load_image(image_path, &mut image).unwrap();
+    perch_detect::predict::load_image(image_path, &mut image).unwrap();
     let mut tensor = TensorBuf::default();
     let lb = perch_preprocess::letterbox_into(&image, imgsz, imgsz, &mut tensor).unwrap();
     (image, tensor, lb)
