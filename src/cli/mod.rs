@@ -6,6 +6,7 @@ mod eval;
 mod inputs;
 mod info;
 mod model;
+mod quantize;
 mod run;
 mod run_flags;
 
@@ -36,6 +37,8 @@ Examples:
       detector latency (median/p95/p99), cold start and peak memory
   perch model import yolov8n.onnx -o models/yolov8n
       import an Ultralytics ONNX export
+  perch model quantize models/yolov12n --calib datasets/vtest --frames 64 -o models/yolov12n-int8
+      int8 post-training quantization calibrated on your frames
   perch eval mot --gt datasets/tud-campus/gt.txt --tracks datasets/tud-campus/test.txt
       MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth
   perch eval track --gt datasets/tud-campus/gt.txt --detector-ms 90 --fps 30 --seeds 5
@@ -80,6 +83,8 @@ enum BenchCommand {
 enum ModelCommand {
     /// Import an Ultralytics ONNX export into a perch model folder (model.safetensors + model.json).
     Import(model::ImportArgs),
+    /// Quantize an f32 model to int8, calibrated on your frames (model.safetensors + model.json, precision int8).
+    Quantize(quantize::QuantizeArgs),
 }
 
 /// Parse the command line and run the command. Errors print as `error: ...` with exit code 2.
@@ -90,6 +95,7 @@ pub fn main() -> ExitCode {
         Command::Detect(args) => detect::run_detect(&args),
         Command::Bench(BenchCommand::Detect(args)) => detect::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => model::run_import(&args).map(|()| ExitCode::SUCCESS),
+        Command::Model(ModelCommand::Quantize(args)) => quantize::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Eval(cmd) => eval::run(&cmd).map(|()| ExitCode::SUCCESS),
         Command::Info(args) => info::run(&args).map(|()| ExitCode::SUCCESS),
     };

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use perch_pipeline::{Detection, Letterbox, TensorBuf};
 
 use crate::config::{DetectConfig, DeviceKind};
-use crate::meta::ModelMeta;
+use crate::meta::{ModelMeta, Precision};
 use crate::model::YoloModel;
 use crate::postprocess::{NmsParams, Postprocessor};
 
@@ -53,6 +53,13 @@ impl Detector {
         let dir = config.model.as_path();
         let meta = ModelMeta::load(dir)?;
         let params = config.nms_params(&meta.class_names)?;
+        if meta.precision == Precision::Int8 && config.device != DeviceKind::Cpu {
+            bail!(
+                "{} is an int8 model, which runs on the CPU only (detect.device = \"cpu\"); on CUDA use its f32 source{} (it runs in f16 there)",
+                dir.display(),
+                meta.quantization.as_ref().map(|q| format!(" {}", q.source_model.dir)).unwrap_or_default()
+            );
+        }
         let device = match config.device {
             DeviceKind::Cpu => Device::Cpu,
             DeviceKind::Cuda => Device::new_cuda(0).context("detect.device = \"cuda\": opening CUDA device 0")?,
@@ -69,7 +76,10 @@ impl Detector {
             DeviceKind::Cuda => None,
         };
         let weights = ModelMeta::weights_path(dir);
-        let build = || YoloModel::load(&weights, meta.architecture, meta.scale, meta.num_classes, &device);
+        let build = || match meta.precision {
+            Precision::F32 => YoloModel::load(&weights, meta.architecture, meta.scale, meta.num_classes, &device),
+            Precision::Int8 => YoloModel::load_int8(&weights, meta.architecture, meta.scale, meta.num_classes),
+        };
         let model = match &pool {
             Some(p) => p.install(build),
             None => build(),

@@ -9,6 +9,7 @@ pub mod model;
 pub mod onnx;
 pub mod postprocess;
 pub mod predict;
+pub mod quant;
 mod stage;
 
 pub use config::{ClassSel, DetectConfig, DeviceKind};
