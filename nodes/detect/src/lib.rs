@@ -5,10 +5,12 @@
 //! * [`Detector`]: the same engine outside the pipeline (CLI, benchmarks, tests).
 //! * [`import::import_onnx`]: `perch model import` (ONNX → `model.safetensors` + `model.json`).
 //! * [`cli`]: `perch model import`, `perch detect`, `perch bench detect`.
+//! * [`eval`]: COCO-style mAP and `perch eval quant` (the precision variants' trade-off table).
 
 pub mod cli;
 pub mod config;
 pub mod detector;
+pub mod eval;
 pub mod import;
 pub mod meta;
 pub mod model;

@@ -1,0 +1,122 @@
+//! The variants `perch eval quant` compares: the model as given (f32, the reference), the same
+//! weights in other precisions, int8 models built from it, and prebuilt model directories.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use anyhow::Context;
+use candle_core::DType;
+
+/// How a perch variant is obtained.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VariantSpec {
+    /// The model directory as given, f32 on the CPU's fused kernels (the reference).
+    F32,
+    /// The same weights run in f16 by Candle's reference ops (the CUDA path's numerics, on the CPU).
+    F16,
+    /// Built by post-training int8 quantization of the model on the calibration frames.
+    Int8(Int8Recipe),
+    /// A prebuilt model directory (e.g. made by `perch model quantize`): `NAME=DIR`.
+    Dir { name: String, dir: PathBuf },
+}
+
+/// The int8 recipes of the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Int8Recipe {
+    /// Activation ranges from the calibration minimum/maximum.
+    Minmax,
+    /// Activation ranges from a high percentile of the calibration values.
+    Percentile,
+    /// Percentile, with the layers that lose most kept in f32.
+    Mixed,
+}
+
+impl VariantSpec {
+    pub fn name(&self) -> String {
+        match self {
+            VariantSpec::F32 => "f32".into(),
+            VariantSpec::F16 => "f16".into(),
+            VariantSpec::Int8(Int8Recipe::Minmax) => "int8-minmax".into(),
+            VariantSpec::Int8(Int8Recipe::Percentile) => "int8-percentile".into(),
+            VariantSpec::Int8(Int8Recipe::Mixed) => "int8-mixed".into(),
+            VariantSpec::Dir { name, .. } => name.clone(),
+        }
+    }
+
+    /// Whether building it needs calibration frames.
+    pub fn needs_calibration(&self) -> bool {
+        matches!(self, VariantSpec::Int8(_))
+    }
+
+    /// The precision to force when loading (None: the model's own).
+    pub fn dtype(&self) -> Option<DType> {
+        match self {
+            VariantSpec::F16 => Some(DType::F16),
+            _ => None,
+        }
+    }
+}
+
+impl FromStr for VariantSpec {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s.trim() {
+            "f32" => VariantSpec::F32,
+            "f16" => VariantSpec::F16,
+            "int8-minmax" => VariantSpec::Int8(Int8Recipe::Minmax),
+            "int8-percentile" => VariantSpec::Int8(Int8Recipe::Percentile),
+            "int8-mixed" => VariantSpec::Int8(Int8Recipe::Mixed),
+            other => match other.split_once('=') {
+                Some((name, dir)) if !name.is_empty() && !dir.is_empty() => {
+                    VariantSpec::Dir { name: name.to_string(), dir: PathBuf::from(dir) }
+                }
+                _ => {
+                    return Err(format!(
+                        "unknown variant '{other}': use f32, f16, int8-minmax, int8-percentile, int8-mixed, or NAME=MODEL_DIR"
+                    ))
+                }
+            },
+        })
+    }
+}
+
+/// Bytes of the regular files directly in a model directory (what a user copies to the device).
+pub fn dir_size(dir: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
+        let m = e?.metadata()?;
+        if m.is_file() {
+            total += m.len();
+        }
+    }
+    Ok(total)
+}
+
+/// Builds an int8 variant of `model` into `out` from the calibration frames, or says why it cannot.
+pub fn build_int8(recipe: Int8Recipe, model: &Path, out: &Path, calib: &[PathBuf]) -> anyhow::Result<(PathBuf, String)> {
+    let _ = (model, out, calib);
+    anyhow::bail!(
+        "{:?}: int8 quantization (`perch model quantize`, perch_detect::quant) is not in this build yet; pass a prebuilt model as NAME=DIR",
+        recipe
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_variant_names() {
+        for n in ["f32", "f16", "int8-minmax", "int8-percentile", "int8-mixed"] {
+            assert_eq!(n.parse::<VariantSpec>().unwrap().name(), n);
+        }
+        assert_eq!(
+            "q=models/x".parse::<VariantSpec>().unwrap(),
+            VariantSpec::Dir { name: "q".into(), dir: PathBuf::from("models/x") }
+        );
+        let e = "int4".parse::<VariantSpec>().unwrap_err();
+        assert!(e.contains("unknown variant 'int4'"), "{e}");
+        assert!("=x".parse::<VariantSpec>().is_err());
+    }
+}
