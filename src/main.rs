@@ -2,6 +2,8 @@
 
 mod assemble;
 mod config;
+#[path = "cli/eval_quant.rs"]
+mod eval_quant_cli;
 mod jsonl;
 
 use std::path::PathBuf;
@@ -27,7 +29,9 @@ Examples:
   perch model import yolov8n.onnx -o models/yolov8n
       import an Ultralytics ONNX export
   perch eval mot --gt datasets/tud-campus/gt.txt --tracks datasets/tud-campus/test.txt
-      MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth";
+      MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth
+  perch eval quant --variants f32,int8-minmax,int8-percentile --calib datasets/vtest/img1 --frames datasets/vtest/img1 --frames-skip 100 --plot out/eval-quant/scatter.png
+      accuracy-latency table of precision variants (agreement mAP vs f32, latency median/p95/p99)";
 
 #[derive(Parser)]
 #[command(name = "perch", version, about = "Real-time perception pipeline for drones and robots", after_help = EXAMPLES)]
@@ -48,9 +52,17 @@ enum Command {
     /// Model files.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Evaluate tracking against MOT ground truth.
+    /// Evaluate tracking against MOT ground truth, or a model's precision variants.
     #[command(subcommand)]
-    Eval(perch_track::cli::EvalCommand),
+    Eval(EvalCommand),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    #[command(flatten)]
+    Track(perch_track::cli::EvalCommand),
+    /// Accuracy-latency table of a model's precision variants (f32, int8 recipes, ONNX Runtime peer).
+    Quant(eval_quant_cli::EvalQuantArgs),
 }
 
 #[derive(Subcommand)]
@@ -95,7 +107,8 @@ fn main() -> ExitCode {
         Command::Detect(args) => perch_detect::cli::run_detect(&args).map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Detect(args)) => perch_detect::cli::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => perch_detect::cli::run_import(&args).map(|()| ExitCode::SUCCESS),
-        Command::Eval(cmd) => perch_track::cli::run(&cmd).map(|()| ExitCode::SUCCESS),
+        Command::Eval(EvalCommand::Track(cmd)) => perch_track::cli::run(&cmd).map(|()| ExitCode::SUCCESS),
+        Command::Eval(EvalCommand::Quant(args)) => eval_quant_cli::run(&args).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

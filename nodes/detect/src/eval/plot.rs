@@ -78,6 +78,8 @@ pub fn render(t: &QuantTable, w: u32, h: u32) -> anyhow::Result<Vec<u8>> {
             .configure_mesh()
             .x_desc("latency, median per frame (ms)")
             .y_desc(format!("agreement mAP50-95 vs {}", t.protocol.reference))
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.2}"))
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 16))
             .draw()
