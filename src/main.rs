@@ -5,6 +5,8 @@ mod config;
 #[path = "cli/eval_quant.rs"]
 mod eval_quant_cli;
 mod jsonl;
+#[path = "cli/quantize.rs"]
+mod quantize_cli;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -28,6 +30,8 @@ Examples:
       detector latency (median/p95/p99), cold start and peak memory
   perch model import yolov8n.onnx -o models/yolov8n
       import an Ultralytics ONNX export
+  perch model quantize models/yolov12n --calib datasets/vtest --frames 64 -o models/yolov12n-int8
+      int8 post-training quantization calibrated on your frames
   perch eval mot --gt datasets/tud-campus/gt.txt --tracks datasets/tud-campus/test.txt
       MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth
   perch eval quant --variants f32,int8-minmax,int8-percentile --calib datasets/vtest/img1 --frames datasets/vtest/img1 --frames-skip 100 --plot out/eval-quant/scatter.png
@@ -75,6 +79,8 @@ enum BenchCommand {
 enum ModelCommand {
     /// Import an Ultralytics ONNX export into a perch model folder (model.safetensors + model.json).
     Import(perch_detect::cli::ImportArgs),
+    /// Quantize an f32 model to int8, calibrated on your frames (model.safetensors + model.json, precision int8).
+    Quantize(quantize_cli::QuantizeArgs),
 }
 
 #[derive(clap::Args)]
@@ -107,6 +113,7 @@ fn main() -> ExitCode {
         Command::Detect(args) => perch_detect::cli::run_detect(&args).map(|()| ExitCode::SUCCESS),
         Command::Bench(BenchCommand::Detect(args)) => perch_detect::cli::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => perch_detect::cli::run_import(&args).map(|()| ExitCode::SUCCESS),
+        Command::Model(ModelCommand::Quantize(args)) => quantize_cli::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Eval(EvalCommand::Track(cmd)) => perch_track::cli::run(&cmd).map(|()| ExitCode::SUCCESS),
         Command::Eval(EvalCommand::Quant(args)) => eval_quant_cli::run(&args).map(|()| ExitCode::SUCCESS),
     };

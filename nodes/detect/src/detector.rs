@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use perch_pipeline::{Detection, Letterbox, TensorBuf};
 
 use crate::config::{DetectConfig, DeviceKind};
-use crate::meta::ModelMeta;
+use crate::meta::{ModelMeta, Precision};
 use crate::model::YoloModel;
 use crate::postprocess::{NmsParams, Postprocessor};
 
@@ -60,6 +60,13 @@ impl Detector {
         let dir = config.model.as_path();
         let meta = ModelMeta::load(dir)?;
         let params = config.nms_params(&meta.class_names)?;
+        if meta.precision == Precision::Int8 && config.device != DeviceKind::Cpu {
+            bail!(
+                "{} is an int8 model, which runs on the CPU only (detect.device = \"cpu\"); on CUDA use its f32 source{} (it runs in f16 there)",
+                dir.display(),
+                meta.quantization.as_ref().map(|q| format!(" {}", q.source_model.dir)).unwrap_or_default()
+            );
+        }
         let device = match config.device {
             DeviceKind::Cpu => Device::Cpu,
             DeviceKind::Cuda => Device::new_cuda(0).context("detect.device = \"cuda\": opening CUDA device 0")?,
@@ -76,8 +83,12 @@ impl Detector {
             DeviceKind::Cuda => None,
         };
         let weights = ModelMeta::weights_path(dir);
-        let dtype = dtype.unwrap_or_else(|| YoloModel::dtype_for(&device));
-        let build = || YoloModel::load_as(&weights, meta.architecture, meta.scale, meta.num_classes, &device, dtype);
+        let build = || match (meta.precision, dtype) {
+            (Precision::F32, None) => YoloModel::load(&weights, meta.architecture, meta.scale, meta.num_classes, &device),
+            (Precision::F32, Some(dtype)) => YoloModel::load_as(&weights, meta.architecture, meta.scale, meta.num_classes, &device, dtype),
+            (Precision::Int8, None) => YoloModel::load_int8(&weights, meta.architecture, meta.scale, meta.num_classes),
+            (Precision::Int8, Some(dtype)) => anyhow::bail!("{} is an int8 model: it cannot be loaded as {dtype:?}", dir.display()),
+        };
         let model = match &pool {
             Some(p) => p.install(build),
             None => build(),

@@ -155,6 +155,8 @@ pub fn read_onnx(src: &Path) -> anyhow::Result<Imported> {
         author: md.get("author").map(|s| s.to_string()),
         date: md.get("date").map(|s| s.to_string()),
         license: md.get("license").map(|s| s.to_string()),
+        precision: crate::meta::Precision::F32,
+        quantization: None,
     };
     Ok(Imported { meta, params })
 }
@@ -165,57 +167,74 @@ pub fn read_onnx(src: &Path) -> anyhow::Result<Imported> {
 /// PROVENANCE.md) are kept.
 pub fn import_onnx(src: &Path, out: &Path, force: bool) -> anyhow::Result<ModelMeta> {
     let imported = read_onnx(src)?;
+    let weights = safetensors_bytes(&imported.params, &imported.meta)?;
+    install_model(out, force, "import", &[(WEIGHTS_FILE, &weights)], &imported.meta)?;
+    Ok(imported.meta)
+}
+
+/// Writes a model directory atomically: `files` (name, bytes; the weights first) and then
+/// `model.json`, each under a temporary name renamed into place. A directory that does not exist
+/// yet is built beside its final place and renamed as a whole, so a failure leaves nothing
+/// behind. An existing model is replaced only with `force`; other files in `out` are kept.
+pub(crate) fn install_model(out: &Path, force: bool, what: &str, files: &[(&str, &[u8])], meta: &ModelMeta) -> anyhow::Result<()> {
     if out.join(META_FILE).exists() && !force {
         bail!("{} already holds a model (pass --force to replace it)", out.display());
     }
     if out.exists() {
-        write_files(&imported, out, out)?;
-    } else {
-        // Build the whole directory beside its final place, then rename it in one step.
-        let parent = match out.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
-        std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
-        let tmp = parent.join(format!(
-            ".{}.import-{}",
-            out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
-            std::process::id()
-        ));
-        let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
-        let result = write_files(&imported, &tmp, out).and_then(|()| {
-            std::fs::rename(&tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))
-        });
-        if result.is_err() {
-            let _ = std::fs::remove_dir_all(&tmp);
-        }
-        result?;
+        return write_files(files, meta, out, out);
     }
-    Ok(imported.meta)
+    let parent = match out.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&parent).with_context(|| format!("creating {}", parent.display()))?;
+    let tmp = parent.join(format!(
+        ".{}.{what}-{}",
+        out.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_else(|| "model".into()),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
+    let result = write_files(files, meta, &tmp, out).and_then(|()| {
+        std::fs::rename(&tmp, out).with_context(|| format!("renaming {} to {}", tmp.display(), out.display()))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+    result
 }
 
-/// Write both files into `dir` under temporary names, then rename them (weights first, so a
-/// `model.json` never points at weights that are not there).
-fn write_files(imported: &Imported, dir: &Path, shown_as: &Path) -> anyhow::Result<()> {
-    let tmp_weights = dir.join(format!(".{WEIGHTS_FILE}.tmp"));
+/// Write the files and `model.json` into `dir` under temporary names, then rename them (weights
+/// first, so a `model.json` never points at weights that are not there).
+fn write_files(files: &[(&str, &[u8])], meta: &ModelMeta, dir: &Path, shown_as: &Path) -> anyhow::Result<()> {
     let tmp_meta = dir.join(format!(".{META_FILE}.tmp"));
+    let tmps: Vec<PathBuf> = files.iter().map(|(name, _)| dir.join(format!(".{name}.tmp"))).collect();
     let result = (|| -> anyhow::Result<()> {
-        write_safetensors(&imported.params, &imported.meta, &tmp_weights)?;
-        let mut json = serde_json::to_string_pretty(&imported.meta)?;
+        for ((_, bytes), tmp) in files.iter().zip(&tmps) {
+            write_synced(tmp, bytes)?;
+        }
+        let mut json = serde_json::to_string_pretty(meta)?;
         json.push('\n');
-        let mut f = std::fs::File::create(&tmp_meta).with_context(|| format!("creating {}", tmp_meta.display()))?;
-        f.write_all(json.as_bytes())?;
-        f.sync_all()?;
-        std::fs::rename(&tmp_weights, dir.join(WEIGHTS_FILE))?;
+        write_synced(&tmp_meta, json.as_bytes())?;
+        for ((name, _), tmp) in files.iter().zip(&tmps) {
+            std::fs::rename(tmp, dir.join(name))?;
+        }
         std::fs::rename(&tmp_meta, dir.join(META_FILE))?;
         Ok(())
     })();
     if result.is_err() {
-        let _ = std::fs::remove_file(&tmp_weights);
-        let _ = std::fs::remove_file(&tmp_meta);
+        tmps.iter().chain([&tmp_meta]).for_each(|t| {
+            let _ = std::fs::remove_file(t);
+        });
     }
     result.with_context(|| format!("writing the model into {}", shown_as.display()))
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+    f.write_all(bytes).with_context(|| format!("writing {}", path.display()))?;
+    f.sync_all().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }
 
 struct F32View<'a>(&'a Param);
@@ -235,18 +254,14 @@ impl safetensors::View for F32View<'_> {
     }
 }
 
-fn write_safetensors(params: &BTreeMap<String, Param>, meta: &ModelMeta, path: &Path) -> anyhow::Result<()> {
+fn safetensors_bytes(params: &BTreeMap<String, Param>, meta: &ModelMeta) -> anyhow::Result<Vec<u8>> {
     let info: HashMap<String, String> = [
         ("format".to_string(), "perch".to_string()),
         ("source_sha256".to_string(), meta.source.sha256.clone()),
     ]
     .into();
     let views = params.iter().map(|(k, p)| (k.as_str(), F32View(p)));
-    let bytes = safetensors::serialize(views, Some(info)).context("serialising safetensors")?;
-    let mut f = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    f.write_all(&bytes)?;
-    f.sync_all()?;
-    Ok(())
+    safetensors::serialize(views, Some(info)).context("serialising safetensors")
 }
 
 fn tensor_to_f32(t: &TensorProto) -> anyhow::Result<Param> {
@@ -516,7 +531,7 @@ pub fn parse_names(s: &str) -> anyhow::Result<Vec<String>> {
     Ok(entries.into_values().collect())
 }
 
-fn hex(bytes: &[u8]) -> String {
+pub(crate) fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 

@@ -4,6 +4,7 @@
 //! * [`DetectStage`] / [`DetectConfig`]: the pipeline stage (`frame.tensor` → `frame.detections`).
 //! * [`Detector`]: the same engine outside the pipeline (CLI, benchmarks, tests).
 //! * [`import::import_onnx`]: `perch model import` (ONNX → `model.safetensors` + `model.json`).
+//! * [`quant::quantize_model`]: `perch model quantize` (post-training int8 with calibration).
 //! * [`cli`]: `perch model import`, `perch detect`, `perch bench detect`.
 //! * [`eval`]: COCO-style mAP and `perch eval quant` (the precision variants' trade-off table).
 
@@ -16,6 +17,7 @@ pub mod meta;
 pub mod model;
 pub mod onnx;
 pub mod postprocess;
+pub mod quant;
 mod stage;
 
 pub use config::{ClassSel, DetectConfig, DeviceKind};

@@ -41,6 +41,29 @@ pub struct ModelMeta {
     pub date: Option<String>,
     /// The license stated in the model's metadata (the weights' license, not perch's).
     pub license: Option<String>,
+    /// Numeric precision of the weights: `f32` (what `perch model import` writes; absent in
+    /// format-1 files) or `int8` (`perch model quantize`, format 2).
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
+    /// How an int8 model was made: recipe, calibration frames, f32 source (int8 only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantization: Option<crate::quant::QuantInfo>,
+}
+
+/// Numeric precision of a model's weights.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Precision {
+    #[default]
+    F32,
+    /// s8 weights and u8 activations in the int8 convs; the rest f32 (see `quantization`).
+    Int8,
+}
+
+impl Precision {
+    pub fn is_f32(&self) -> bool {
+        *self == Precision::F32
+    }
 }
 
 /// Where the weights came from.
@@ -62,10 +85,20 @@ impl ModelMeta {
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!("reading {} (import a model with `perch model import <export.onnx> -o {}`)", path.display(), dir.display())
         })?;
-        let meta: ModelMeta =
-            serde_json::from_str(&text).with_context(|| format!("{}: not a perch model.json", path.display()))?;
-        if meta.format != 1 {
-            anyhow::bail!("{}: format {} is not supported (this build reads format 1)", path.display(), meta.format);
+        let de = &mut serde_json::Deserializer::from_str(&text);
+        let meta: ModelMeta = serde_path_to_error::deserialize(de).map_err(|e| {
+            let at = e.path().to_string();
+            anyhow::anyhow!("{}: not a perch model.json: {}{}", path.display(), if at == "." { String::new() } else { format!("{at}: ") }, e.inner())
+        })?;
+        match (meta.format, meta.precision, meta.quantization.is_some()) {
+            (1, Precision::F32, false) | (2, Precision::Int8, true) => {}
+            (1 | 2, p, q) => anyhow::bail!(
+                "{}: format {} with precision {p:?} {} quantization record: format 1 is f32 (no record), format 2 int8 (with one)",
+                path.display(),
+                meta.format,
+                if q { "and a" } else { "and no" }
+            ),
+            (f, _, _) => anyhow::bail!("{}: format {f} is not supported (this build reads formats 1 (f32) and 2 (int8))", path.display()),
         }
         if meta.class_names.len() != meta.num_classes {
             anyhow::bail!(

@@ -12,7 +12,7 @@ use super::frames::{decode, FrameSelect, FrameSet};
 use super::map::{coco_map, xyxy_to_xywh, DtBox, GtBox, ImageBoxes, MapParams};
 use super::peer::{Peer, PeerInfo};
 use super::table::{loadavg, Agreement, LatencyStats, Machine, Protocol, QuantTable, Row, Runtime, Skipped, SCHEMA};
-use super::variant::{build_int8, dir_size, VariantSpec};
+use super::variant::{build_int8, dir_size, int8_recipe, VariantSpec};
 use crate::config::DetectConfig;
 use crate::detector::Detector;
 use crate::postprocess::{NmsParams, Postprocessor};
@@ -136,22 +136,30 @@ pub fn eval_quant(o: &EvalQuantOptions) -> anyhow::Result<QuantTable> {
     };
     let mut skipped = Vec::new();
 
-    // Build (or find) every perch variant's model directory.
-    let mut built: Vec<(VariantSpec, PathBuf, String)> = Vec::new();
-    for v in &o.variants {
-        let r = match v {
-            VariantSpec::F32 | VariantSpec::F16 => Ok((o.model.clone(), String::new())),
-            VariantSpec::Dir { dir, .. } => Ok((dir.clone(), String::new())),
-            VariantSpec::Int8(recipe) => {
-                let out = o.work_dir.join(v.name());
-                let paths = calib.as_ref().map(|c| c.paths.clone()).unwrap_or_default();
-                build_int8(*recipe, &o.model, &out, &paths)
-            }
-        };
-        match r {
-            Ok((dir, note)) => built.push((v.clone(), dir, note)),
-            Err(e) if v.needs_calibration() => skipped.push(Skipped { variant: v.name(), imgsz: None, reason: format!("{e:#}") }),
-            Err(e) => return Err(e),
+    // Build (or find) every perch variant's model directory, per input size for the int8 ones
+    // (they are calibrated at the size they run at).
+    let mut built: Vec<Vec<(VariantSpec, PathBuf, String)>> = vec![Vec::new(); o.imgsz.len()];
+    for (si, &imgsz) in o.imgsz.iter().enumerate() {
+        for v in &o.variants {
+            let (dir, note) = match v {
+                VariantSpec::F32 | VariantSpec::F16 => (o.model.clone(), String::new()),
+                VariantSpec::Dir { dir, .. } => (dir.clone(), String::new()),
+                VariantSpec::Int8(recipe) => {
+                    let out = o.work_dir.join(format!("{}-{imgsz}", v.name()));
+                    let paths = calib.as_ref().map(|c| c.paths.clone()).unwrap_or_default();
+                    let b = bar(o.progress, paths.len(), format!("{} @{imgsz}", v.name()));
+                    let progress = |phase: &str, done: usize, total: usize| {
+                        b.set_length(total as u64);
+                        b.set_position(done as u64);
+                        b.set_message(format!("{} @{imgsz}: {phase}", v.name()));
+                    };
+                    let r = build_int8(&int8_recipe(*recipe, imgsz, o.threads), &o.model, &out, &paths, &progress)
+                        .with_context(|| format!("variant {} @{imgsz}", v.name()))?;
+                    b.finish_and_clear();
+                    r
+                }
+            };
+            built[si].push((v.clone(), dir, note));
         }
     }
 
@@ -218,7 +226,7 @@ pub fn eval_quant(o: &EvalQuantOptions) -> anyhow::Result<QuantTable> {
 
     let latency_frame = frames[0].0.clone();
     let mut rows = Vec::new();
-    for &imgsz in &o.imgsz {
+    for (si, &imgsz) in o.imgsz.iter().enumerate() {
         let peer_here = peer_info.as_ref().is_some_and(|i| i.input_hw.is_none_or(|hw| hw == [imgsz, imgsz]));
         if let (Some(i), false) = (&peer_info, peer_here) {
             for v in &i.variants {
@@ -231,7 +239,7 @@ pub fn eval_quant(o: &EvalQuantOptions) -> anyhow::Result<QuantTable> {
         }
         // Load every perch variant at this size (cold start timed).
         let mut loaded = Vec::new();
-        for (spec, dir, note) in &built {
+        for (spec, dir, note) in &built[si] {
             let cfg = DetectConfig {
                 model: dir.clone(),
                 imgsz,

@@ -6,6 +6,10 @@ use std::str::FromStr;
 
 use anyhow::Context;
 use candle_core::DType;
+use sha2::{Digest, Sha256};
+
+use crate::meta::ModelMeta;
+use crate::quant::{CalibMethod, QuantRecipe};
 
 /// How a perch variant is obtained.
 #[derive(Clone, Debug, PartialEq)]
@@ -93,13 +97,72 @@ pub fn dir_size(dir: &Path) -> anyhow::Result<u64> {
     Ok(total)
 }
 
-/// Builds an int8 variant of `model` into `out` from the calibration frames, or says why it cannot.
-pub fn build_int8(recipe: Int8Recipe, model: &Path, out: &Path, calib: &[PathBuf]) -> anyhow::Result<(PathBuf, String)> {
-    let _ = (model, out, calib);
-    anyhow::bail!(
-        "{:?}: int8 quantization (`perch model quantize`, perch_detect::quant) is not in this build yet; pass a prebuilt model as NAME=DIR",
-        recipe
-    )
+/// The recipe of an int8 variant at input size `imgsz` (calibration runs at the size the model runs at).
+pub fn int8_recipe(recipe: Int8Recipe, imgsz: u32, threads: usize) -> QuantRecipe {
+    let base = QuantRecipe { imgsz, threads, force: true, ..QuantRecipe::default() };
+    match recipe {
+        Int8Recipe::Minmax => QuantRecipe { method: CalibMethod::Minmax, ..base },
+        Int8Recipe::Percentile => QuantRecipe { method: CalibMethod::Percentile(99.99), ..base },
+        // The layers int8.md and ultralytics' PTQ reports call sensitive: the stem conv (it sees
+        // raw pixels) and the six last head convs (box and class logits).
+        Int8Recipe::Mixed => QuantRecipe {
+            method: CalibMethod::Percentile(99.99),
+            keep_f32: MIXED_KEEP_F32.iter().map(|s| s.to_string()).collect(),
+            ..base
+        },
+    }
+}
+
+/// Convs `int8-mixed` keeps in f32.
+pub const MIXED_KEEP_F32: [&str; 7] = [
+    "model.0",
+    "model.21.cv2.0.2",
+    "model.21.cv2.1.2",
+    "model.21.cv2.2.2",
+    "model.21.cv3.0.2",
+    "model.21.cv3.1.2",
+    "model.21.cv3.2.2",
+];
+
+/// Builds an int8 variant of `model` into `out` from the calibration frames (`perch model
+/// quantize`'s library function), or reuses `out` when it holds the same recipe made from the same
+/// model and frames. Returns the directory and a note (recipe, kept layers, output SQNR).
+pub fn build_int8(
+    recipe: &QuantRecipe,
+    model: &Path,
+    out: &Path,
+    calib: &[PathBuf],
+    progress: &(dyn Fn(&str, usize, usize) + Sync),
+) -> anyhow::Result<(PathBuf, String)> {
+    let frames_hash = crate::quant::frames::hash(calib)?;
+    let weights_sha = crate::import::hex(&Sha256::digest(std::fs::read(ModelMeta::weights_path(model)).with_context(|| format!("reading {}", ModelMeta::weights_path(model).display()))?));
+    if let Ok(meta) = ModelMeta::load(out) {
+        if let Some(q) = &meta.quantization {
+            if q.recipe == *recipe && q.calibration.sha256 == frames_hash && q.source_model.weights_sha256 == weights_sha {
+                return Ok((out.to_path_buf(), format!("{} (cached: {} int8 convs, f32: {})", recipe.method, q.int8_convs, list(&q.f32_convs))));
+            }
+        }
+    }
+    let r = crate::quant::quantize_model(model, out, recipe, calib, progress).with_context(|| format!("quantizing {} ({})", model.display(), recipe.method))?;
+    Ok((
+        out.to_path_buf(),
+        format!(
+            "{}: {} int8 convs, f32: {}; output SQNR on the calibration frames: scores {:.1} dB, boxes {:.1} dB",
+            recipe.method,
+            r.info.int8_convs,
+            list(&r.info.f32_convs),
+            r.output_sqnr.scores_db,
+            r.output_sqnr.boxes_db
+        ),
+    ))
+}
+
+fn list(v: &[String]) -> String {
+    if v.is_empty() {
+        "none".into()
+    } else {
+        v.join(", ")
+    }
 }
 
 #[cfg(test)]

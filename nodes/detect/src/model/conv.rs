@@ -3,13 +3,18 @@
 //!
 //! The implementation is chosen per layer by [`ConvKernel`]: `Reference` is Candle's own conv2d
 //! followed by separate ops (device-agnostic, used on CUDA and as the test oracle); `F32` is the
-//! fused CPU path in [`super::kernels`]. Int8/f16 variants slot in as new enum arms.
+//! fused CPU path in [`super::kernels`]; `Int8` runs s8 weights on u8 activations with the
+//! `perch-int8` kernels ([`super::qconv`]).
+
+use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
 use candle_core::{CpuStorage, DType, Device, Module, Storage, Tensor};
 use candle_nn::VarBuilder;
 
+use super::fmap::{Cx, Fmap};
 use super::kernels::{self, Act, ConvGeom};
+use super::qconv::QConv;
 
 /// Which implementation a [`Conv`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -18,10 +23,12 @@ pub enum ConvKernel {
     Reference,
     /// Fused f32 CPU kernels: tiled im2col + GEMM / direct depthwise, bias+act+residual fused.
     F32,
+    /// s8 per-channel weights on u8 activations (CPU), f32 epilogue, u8 or f32 output.
+    Int8,
 }
 
 impl ConvKernel {
-    /// The best kernel for a device.
+    /// The best float kernel for a device.
     pub fn for_device(device: &Device) -> Self {
         if device.is_cpu() {
             ConvKernel::F32
@@ -35,19 +42,26 @@ impl ConvKernel {
 /// given, `groups` either 1 or depthwise (= c_in = c_out).
 #[derive(Debug, Clone)]
 pub struct Conv {
-    weight: Tensor,
-    bias: Tensor,
-    /// Row-major copies for the CPU kernels: [c_out, c_in/groups*k*k] and [c_out].
-    w_cpu: Vec<f32>,
-    b_cpu: Vec<f32>,
-    c_in: usize,
-    c_out: usize,
-    k: usize,
-    stride: usize,
-    pad: usize,
-    groups: usize,
-    act: Act,
-    kernel: ConvKernel,
+    /// The Ultralytics module name (`model.2.cv1`); tensors are under `prefix` (`model.2.cv1.conv`).
+    pub(super) name: String,
+    pub(super) prefix: String,
+    /// Float weights [c_out, c_in/groups, k, k] and bias [c_out] (None for an int8 conv).
+    pub(super) weight: Option<Tensor>,
+    pub(super) bias: Option<Tensor>,
+    /// Row-major copies for the CPU kernels: [c_out, c_in/groups*k*k] (float kernel) and [c_out]
+    /// (float and int8 kernels).
+    pub(super) w_cpu: Vec<f32>,
+    pub(super) b_cpu: Vec<f32>,
+    /// Packed s8 weights and the activation quantization (int8 kernel).
+    pub(super) q: Option<Arc<QConv>>,
+    pub(super) c_in: usize,
+    pub(super) c_out: usize,
+    pub(super) k: usize,
+    pub(super) stride: usize,
+    pub(super) pad: usize,
+    pub(super) groups: usize,
+    pub(super) act: Act,
+    pub(super) kernel: ConvKernel,
 }
 
 /// Parameters of a conv as the model definition states them.
@@ -73,9 +87,16 @@ impl ConvSpec {
         self.groups = g;
         self
     }
+    pub(super) fn check(&self, prefix: &str) -> Result<()> {
+        let ConvSpec { c_in, c_out, groups, .. } = *self;
+        if groups != 1 && !(groups == c_in && groups == c_out) {
+            bail!("conv {prefix}: only dense or depthwise convs are supported (groups {groups}, {c_in}->{c_out})");
+        }
+        Ok(())
+    }
 }
 
-fn tensor_f32_vec(t: &Tensor) -> Result<Vec<f32>> {
+pub(crate) fn tensor_f32_vec(t: &Tensor) -> Result<Vec<f32>> {
     Ok(t.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
 }
 
@@ -103,24 +124,57 @@ pub(crate) fn with_cpu_slices<R>(ts: &[Tensor], f: impl FnOnce(&[&[f32]]) -> R) 
     Ok(f(&slices))
 }
 
+/// The module name of a tensor prefix: Ultralytics' `Conv` keeps its `nn.Conv2d` under `.conv`.
+pub fn module_name(prefix: &str) -> &str {
+    prefix.strip_suffix(".conv").unwrap_or(prefix)
+}
+
 impl Conv {
-    /// Loads `weight` and `bias` under `vb` (for Ultralytics' `Conv` module pass `vb.pp("conv")`,
-    /// for a bare `nn.Conv2d` the module's own prefix).
+    /// Loads float `weight` and `bias` under `vb` (for Ultralytics' `Conv` module pass
+    /// `vb.pp("conv")`, for a bare `nn.Conv2d` the module's own prefix).
     pub fn load(vb: VarBuilder, spec: ConvSpec, kernel: ConvKernel) -> Result<Self> {
-        let ConvSpec { c_in, c_out, k, stride, groups, act } = spec;
-        if groups != 1 && !(groups == c_in && groups == c_out) {
-            bail!("conv {}: only dense or depthwise convs are supported (groups {groups}, {c_in}->{c_out})", vb.prefix());
+        let prefix = vb.prefix();
+        spec.check(&prefix)?;
+        if kernel == ConvKernel::Int8 {
+            bail!("conv {prefix}: int8 convs are loaded from a quantized model file");
         }
+        let ConvSpec { c_in, c_out, k, stride, groups, act } = spec;
         let weight = vb
             .get((c_out, c_in / groups, k, k), "weight")
-            .with_context(|| format!("loading tensor {}.weight", vb.prefix()))?;
-        let bias = vb.get(c_out, "bias").with_context(|| format!("loading tensor {}.bias", vb.prefix()))?;
+            .with_context(|| format!("loading tensor {prefix}.weight"))?;
+        let bias = vb.get(c_out, "bias").with_context(|| format!("loading tensor {prefix}.bias"))?;
         let (w_cpu, b_cpu) = if kernel == ConvKernel::F32 {
             (tensor_f32_vec(&weight)?, tensor_f32_vec(&bias)?)
         } else {
             (Vec::new(), Vec::new())
         };
-        Ok(Self { weight, bias, w_cpu, b_cpu, c_in, c_out, k, stride, pad: k / 2, groups, act, kernel })
+        Ok(Self {
+            name: module_name(&prefix).to_string(),
+            prefix,
+            weight: Some(weight),
+            bias: Some(bias),
+            w_cpu,
+            b_cpu,
+            q: None,
+            c_in,
+            c_out,
+            k,
+            stride,
+            pad: k / 2,
+            groups,
+            act,
+            kernel,
+        })
+    }
+
+    /// The Ultralytics module name (`model.2.cv1`, `model.21.cv2.0.2`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Where the layer's tensors are (`model.2.cv1.conv`).
+    pub fn prefix(&self) -> &str {
+        &self.prefix
     }
 
     pub fn c_out(&self) -> usize {
@@ -131,13 +185,38 @@ impl Conv {
         self.kernel
     }
 
-    /// Returns the same layer running another kernel (for tests and benchmarks).
+    pub fn spec(&self) -> ConvSpec {
+        ConvSpec { c_in: self.c_in, c_out: self.c_out, k: self.k, stride: self.stride, groups: self.groups, act: self.act }
+    }
+
+    /// Float weights as row-major f32 ([c_out, c_in/groups*k*k]) and the bias; an int8 conv has none.
+    pub fn float_weights(&self) -> Result<(Vec<f32>, Vec<f32>)> {
+        match (&self.weight, &self.bias) {
+            (Some(w), Some(b)) if self.w_cpu.is_empty() => Ok((tensor_f32_vec(w)?, tensor_f32_vec(b)?)),
+            (Some(_), Some(_)) => Ok((self.w_cpu.clone(), self.b_cpu.clone())),
+            _ => bail!("conv {}: an int8 conv has no float weights", self.name),
+        }
+    }
+
+    /// The f32 bias (float and int8 convs on the CPU kernels).
+    pub fn float_bias(&self) -> &[f32] {
+        &self.b_cpu
+    }
+
+    /// The int8 state (packed weights, scales, activation quantization) of an int8 conv.
+    pub fn int8(&self) -> Option<&QConv> {
+        self.q.as_deref()
+    }
+
+    /// Returns the same layer running another float kernel (for tests and benchmarks).
     pub fn with_kernel(&self, kernel: ConvKernel) -> Result<Self> {
+        if self.kernel == ConvKernel::Int8 || kernel == ConvKernel::Int8 {
+            bail!("conv {}: use Conv::to_int8 / an int8 model file to switch to int8", self.name);
+        }
         let mut c = self.clone();
         c.kernel = kernel;
         if kernel == ConvKernel::F32 && c.w_cpu.is_empty() {
-            c.w_cpu = tensor_f32_vec(&c.weight)?;
-            c.b_cpu = tensor_f32_vec(&c.bias)?;
+            (c.w_cpu, c.b_cpu) = self.float_weights()?;
         }
         Ok(c)
     }
@@ -149,11 +228,14 @@ impl Conv {
             bail!("only square kernels are supported, got {k}x{k2}");
         }
         let c_in = cin_g * groups;
-        let mut c = Self {
-            weight,
-            bias,
+        let c = Self {
+            name: "conv".into(),
+            prefix: "conv".into(),
+            weight: Some(weight),
+            bias: Some(bias),
             w_cpu: Vec::new(),
             b_cpu: Vec::new(),
+            q: None,
             c_in,
             c_out,
             k,
@@ -163,44 +245,52 @@ impl Conv {
             act,
             kernel: ConvKernel::Reference,
         };
-        c = c.with_kernel(kernel)?;
-        Ok(c)
+        c.with_kernel(kernel)
     }
 
+    /// The layer on one float map.
     pub fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_add(x, None)
     }
 
-    /// act(conv(x) + bias) + residual.
+    /// act(conv(x) + bias) + residual, float in and out.
     pub fn forward_add(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
-        let (b, c, h, w) = x.dims4()?;
-        if c != self.c_in {
-            bail!("conv expects {} input channels, got {c}", self.c_in);
-        }
-        match self.kernel {
-            ConvKernel::F32 if b == 1 && on_fused_path(x) => self.forward_f32(x, residual, h, w),
-            _ => self.forward_reference(x, residual),
-        }
+        let r = residual.map(|r| Fmap::Float(r.clone()));
+        self.run(&[Fmap::Float(x.clone())], r.as_ref(), Cx::default())?.to_float(DType::F32)
     }
 
-    /// `self` applied to the channel concatenation of `parts`. A fused 1x1 conv reads the parts
-    /// in place (no concatenated copy); every other case concatenates first.
+    /// `self` applied to the channel concatenation of float `parts`.
     pub fn forward_cat(&self, parts: &[Tensor]) -> Result<Tensor> {
-        let [first, ..] = parts else { bail!("conv over a concatenation of no tensors") };
-        if parts.len() == 1 {
-            return self.forward(first);
+        let parts: Vec<Fmap> = parts.iter().cloned().map(Fmap::Float).collect();
+        self.run(&parts, None, Cx::default())?.to_float(DType::F32)
+    }
+
+    /// The layer on the channel concatenation of `parts`, plus `residual`: what every block calls.
+    /// Float kernels dequantize u8 inputs; the int8 kernel quantizes float inputs to its input
+    /// quantization. The observer, if any, sees inputs and output.
+    pub fn run(&self, parts: &[Fmap], residual: Option<&Fmap>, cx: Cx) -> Result<Fmap> {
+        if parts.is_empty() {
+            bail!("conv {}: over a concatenation of no tensors", self.name);
         }
-        let fused = self.kernel == ConvKernel::F32
-            && self.k == 1
-            && self.stride == 1
-            && self.groups == 1
-            && parts.iter().all(|p| on_fused_path(p) && p.dim(0).ok() == Some(1));
-        if !fused {
-            return self.forward(&Tensor::cat(parts, 1)?);
+        let out = match self.kernel {
+            ConvKernel::Int8 => self.forward_int8(parts, residual),
+            _ => self.forward_float(parts, residual).map(Fmap::Float),
         }
-        let (_, _, h, w) = first.dims4()?;
+        .with_context(|| format!("conv {}", self.name))?;
+        if let Some(o) = cx.observer {
+            o.conv(&self.name, parts, residual, &out);
+        }
+        Ok(out)
+    }
+
+    fn forward_float(&self, parts: &[Fmap], residual: Option<&Fmap>) -> Result<Tensor> {
+        let dtype = self.weight.as_ref().context("no float weights")?.dtype();
+        let parts = parts.iter().map(|p| p.to_float(dtype)).collect::<Result<Vec<_>>>()?;
+        let residual = residual.map(|r| r.to_float(dtype)).transpose()?;
+        let residual = residual.as_ref();
+        let (_, _, h, w) = parts[0].dims4()?;
         let mut c_total = 0;
-        for p in parts {
+        for p in &parts {
             let (_, c, ph, pw) = p.dims4()?;
             if (ph, pw) != (h, w) {
                 bail!("concatenated maps differ in size: {h}x{w} and {ph}x{pw}");
@@ -208,18 +298,41 @@ impl Conv {
             c_total += c;
         }
         if c_total != self.c_in {
-            bail!("conv expects {} input channels, the concatenation has {c_total}", self.c_in);
+            bail!("conv expects {} input channels, got {c_total}", self.c_in);
         }
+        let fused = self.kernel == ConvKernel::F32 && parts.iter().all(|p| on_fused_path(p) && p.dim(0).ok() == Some(1));
+        if !fused {
+            let x = if parts.len() == 1 { parts[0].clone() } else { Tensor::cat(&parts, 1)? };
+            return self.forward_reference(&x, residual);
+        }
+        if parts.len() == 1 {
+            return self.forward_f32(&parts[0], residual, h, w);
+        }
+        if !(self.k == 1 && self.stride == 1 && self.groups == 1) {
+            return self.forward_f32(&Tensor::cat(&parts, 1)?, residual, h, w);
+        }
+        // A fused 1x1 conv reads the parts in place (no concatenated copy).
         let parts = parts.iter().map(|p| p.contiguous()).collect::<candle_core::Result<Vec<_>>>()?;
-        let out = with_cpu_slices(&parts, |slices| {
-            kernels::conv1x1_cat(slices, h * w, self.c_out, &self.w_cpu, &self.b_cpu, self.act, None)
-        })?;
+        let res = residual.map(|r| r.contiguous()).transpose()?;
+        if let Some(r) = &res {
+            if r.dims() != [1, self.c_out, h, w] {
+                bail!("residual shape {:?} does not match conv output [1, {}, {h}, {w}]", r.dims(), self.c_out);
+            }
+        }
+        let out = with_cpu_slices(&parts, |slices| -> Result<Vec<f32>> {
+            let run = |rd: Option<&[f32]>| kernels::conv1x1_cat(slices, h * w, self.c_out, &self.w_cpu, &self.b_cpu, self.act, rd);
+            match &res {
+                Some(r) => with_cpu_data(r, |rd| run(Some(rd))),
+                None => Ok(run(None)),
+            }
+        })??;
         Ok(Tensor::from_vec(out, (1, self.c_out, h, w), &Device::Cpu)?)
     }
 
     fn forward_reference(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
-        let y = x.conv2d(&self.weight, self.pad, self.stride, 1, self.groups)?;
-        let y = y.broadcast_add(&self.bias.reshape((1, self.c_out, 1, 1))?)?;
+        let (weight, bias) = (self.weight.as_ref().context("no float weights")?, self.bias.as_ref().context("no bias")?);
+        let y = x.conv2d(weight, self.pad, self.stride, 1, self.groups)?;
+        let y = y.broadcast_add(&bias.reshape((1, self.c_out, 1, 1))?)?;
         let y = match self.act {
             Act::Silu => candle_nn::Activation::Silu.forward(&y)?,
             Act::None => y,

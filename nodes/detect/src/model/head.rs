@@ -7,7 +7,10 @@ use candle_core::{DType, Tensor};
 use candle_nn::VarBuilder;
 use rayon::prelude::*;
 
-use super::conv::{Conv, ConvKernel, ConvSpec};
+use super::conv::{Conv, ConvSpec};
+use super::fmap::{Cx, Fmap};
+use super::graph::Src;
+use super::load::LoadCx;
 use super::kernels::{dfl_expectation, sigmoid_into};
 
 pub const REG_MAX: usize = 16;
@@ -30,39 +33,59 @@ pub struct Detect {
 }
 
 impl Detect {
-    pub fn load(vb: VarBuilder, nc: usize, ch: &[usize], style: ClsBranch, kern: ConvKernel) -> Result<Self> {
+    /// `feats`: per level, the tensors (parts) the level's feature map is made of.
+    pub fn load(vb: VarBuilder, nc: usize, ch: &[usize], style: ClsBranch, cx: &LoadCx, feats: &[Vec<Src>]) -> Result<Self> {
         let c2 = 16.max(ch[0] / 4).max(REG_MAX * 4);
         let c3 = ch[0].max(nc.min(100));
         let mut box_branch = Vec::new();
         let mut cls_branch = Vec::new();
-        for (i, &x) in ch.iter().enumerate() {
+        // A chain of convs, each reading the previous one's output.
+        let chain = |specs: Vec<(VarBuilder, ConvSpec)>, input: &[Src]| -> Result<Vec<Conv>> {
+            let mut convs: Vec<Conv> = Vec::with_capacity(specs.len());
+            for (vb, spec) in specs {
+                let inputs = match convs.last() {
+                    Some(c) => vec![Src::Conv(c.name().to_string())],
+                    None => input.to_vec(),
+                };
+                convs.push(cx.conv(&vb, spec, inputs, None)?);
+            }
+            Ok(convs)
+        };
+        for (i, (&x, feat)) in ch.iter().zip(feats).enumerate() {
             let b = vb.pp("cv2").pp(i);
-            box_branch.push(vec![
-                Conv::load(b.pp(0).pp("conv"), ConvSpec::new(x, c2, 3, 1), kern)?,
-                Conv::load(b.pp(1).pp("conv"), ConvSpec::new(c2, c2, 3, 1), kern)?,
-                Conv::load(b.pp(2), ConvSpec::new(c2, 4 * REG_MAX, 1, 1).no_act(), kern)?,
-            ]);
+            box_branch.push(chain(
+                vec![
+                    (b.pp(0).pp("conv"), ConvSpec::new(x, c2, 3, 1)),
+                    (b.pp(1).pp("conv"), ConvSpec::new(c2, c2, 3, 1)),
+                    (b.pp(2), ConvSpec::new(c2, 4 * REG_MAX, 1, 1).no_act()),
+                ],
+                feat,
+            )?);
             let c = vb.pp("cv3").pp(i);
-            cls_branch.push(match style {
-                ClsBranch::Legacy => vec![
-                    Conv::load(c.pp(0).pp("conv"), ConvSpec::new(x, c3, 3, 1), kern)?,
-                    Conv::load(c.pp(1).pp("conv"), ConvSpec::new(c3, c3, 3, 1), kern)?,
-                    Conv::load(c.pp(2), ConvSpec::new(c3, nc, 1, 1).no_act(), kern)?,
-                ],
-                ClsBranch::Depthwise => vec![
-                    Conv::load(c.pp(0).pp(0).pp("conv"), ConvSpec::new(x, x, 3, 1).groups(x), kern)?,
-                    Conv::load(c.pp(0).pp(1).pp("conv"), ConvSpec::new(x, c3, 1, 1), kern)?,
-                    Conv::load(c.pp(1).pp(0).pp("conv"), ConvSpec::new(c3, c3, 3, 1).groups(c3), kern)?,
-                    Conv::load(c.pp(1).pp(1).pp("conv"), ConvSpec::new(c3, c3, 1, 1), kern)?,
-                    Conv::load(c.pp(2), ConvSpec::new(c3, nc, 1, 1).no_act(), kern)?,
-                ],
-            });
+            cls_branch.push(chain(
+                match style {
+                    ClsBranch::Legacy => vec![
+                        (c.pp(0).pp("conv"), ConvSpec::new(x, c3, 3, 1)),
+                        (c.pp(1).pp("conv"), ConvSpec::new(c3, c3, 3, 1)),
+                        (c.pp(2), ConvSpec::new(c3, nc, 1, 1).no_act()),
+                    ],
+                    ClsBranch::Depthwise => vec![
+                        (c.pp(0).pp(0).pp("conv"), ConvSpec::new(x, x, 3, 1).groups(x)),
+                        (c.pp(0).pp(1).pp("conv"), ConvSpec::new(x, c3, 1, 1)),
+                        (c.pp(1).pp(0).pp("conv"), ConvSpec::new(c3, c3, 3, 1).groups(c3)),
+                        (c.pp(1).pp(1).pp("conv"), ConvSpec::new(c3, c3, 1, 1)),
+                        (c.pp(2), ConvSpec::new(c3, nc, 1, 1).no_act()),
+                    ],
+                },
+                feat,
+            )?);
         }
         Ok(Self { box_branch, cls_branch, nc })
     }
 
-    /// `feats`: the P3/P4/P5 maps; `input_hw`: the network input size (to derive strides).
-    pub fn forward(&self, feats: &[Tensor], input_hw: (usize, usize)) -> Result<Tensor> {
+    /// `feats`: the P3/P4/P5 maps (each the parts of a concatenation, usually one);
+    /// `input_hw`: the network input size (to derive strides).
+    pub fn forward(&self, feats: &[Vec<Fmap>], input_hw: (usize, usize), cx: Cx) -> Result<Tensor> {
         if feats.len() != self.box_branch.len() {
             bail!("detect head expects {} feature maps, got {}", self.box_branch.len(), feats.len());
         }
@@ -71,29 +94,30 @@ impl Detect {
         let mut total = 0;
         // The six branch chains (box and class, three levels) are independent. On the CPU they run
         // as parallel tasks: the P4/P5 maps are too small to split one conv over both cores well.
-        let chain = |convs: &[Conv], f: &Tensor| -> Result<Vec<f32>> {
-            let mut x = f.clone();
-            for c in convs {
-                x = c.forward(&x)?;
+        // The branches end in float (the last convs feed the DFL decode and the sigmoid).
+        let chain = |convs: &[Conv], f: &[Fmap]| -> Result<Vec<f32>> {
+            let mut x = convs[0].run(f, None, cx)?;
+            for c in &convs[1..] {
+                x = c.run(std::slice::from_ref(&x), None, cx)?;
             }
-            Ok(x.flatten_all()?.to_dtype(DType::F32)?.to_vec1::<f32>()?)
+            Ok(x.to_float(DType::F32)?.flatten_all()?.to_vec1::<f32>()?)
         };
         let level = |i: usize| -> Result<(Vec<f32>, Vec<f32>)> {
             let f = &feats[i];
-            if f.device().is_cpu() {
+            if on_cpu(f) {
                 let (b, s) = rayon::join(|| chain(&self.box_branch[i], f), || chain(&self.cls_branch[i], f));
                 Ok((b?, s?))
             } else {
                 Ok((chain(&self.box_branch[i], f)?, chain(&self.cls_branch[i], f)?))
             }
         };
-        let outs: Vec<Result<(Vec<f32>, Vec<f32>)>> = if feats.iter().all(|f| f.device().is_cpu()) {
+        let outs: Vec<Result<(Vec<f32>, Vec<f32>)>> = if feats.iter().all(|f| on_cpu(f)) {
             (0..feats.len()).into_par_iter().map(level).collect()
         } else {
             (0..feats.len()).map(level).collect()
         };
         for (f, o) in feats.iter().zip(outs) {
-            let (_, _, h, w) = f.dims4()?;
+            let (_, _, h, w) = f[0].dims4()?;
             let (b, s) = o?;
             let stride = input_hw.0 as f32 / h as f32;
             total += h * w;
@@ -126,6 +150,26 @@ impl Detect {
             }
             base += hw;
         }
-        Ok(Tensor::from_vec(out, (1, 4 + nc, total), feats[0].device())?)
+        Ok(Tensor::from_vec(out, (1, 4 + nc, total), feats[0][0].tensor().device())?)
+    }
+}
+
+fn on_cpu(parts: &[Fmap]) -> bool {
+    parts.iter().all(|p| p.tensor().device().is_cpu())
+}
+
+impl super::blocks::Convs for Detect {
+    fn visit_convs<'a>(&'a self, f: &mut dyn FnMut(&'a Conv)) {
+        for (b, c) in self.box_branch.iter().zip(&self.cls_branch) {
+            b.iter().chain(c).for_each(&mut *f);
+        }
+    }
+    fn map_convs(&mut self, f: &mut dyn FnMut(&Conv) -> anyhow::Result<Conv>) -> anyhow::Result<()> {
+        for (b, c) in self.box_branch.iter_mut().zip(&mut self.cls_branch) {
+            for conv in b.iter_mut().chain(c.iter_mut()) {
+                *conv = f(conv)?;
+            }
+        }
+        Ok(())
     }
 }

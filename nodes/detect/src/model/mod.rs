@@ -5,9 +5,13 @@
 
 pub mod blocks;
 pub mod conv;
+pub mod fmap;
+pub mod graph;
 pub mod head;
 pub mod heap;
 pub mod kernels;
+pub mod load;
+pub mod qconv;
 
 use std::path::Path;
 
@@ -16,9 +20,12 @@ use candle_core::{DType, Device, Tensor};
 use candle_nn::VarBuilder;
 use serde::{Deserialize, Serialize};
 
-use blocks::{upsample2, A2C2f, C2f, Sppf};
+use blocks::{A2C2f, C2f, Convs, Sppf};
 use conv::{Conv, ConvKernel, ConvSpec};
+use fmap::{Cx, Fmap, Observer};
+use graph::{ConvNode, Src};
 use head::{ClsBranch, Detect};
+use load::LoadCx;
 
 /// Model family.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -163,8 +170,10 @@ pub struct YoloModel {
     keep: Vec<bool>,
     arch: Arch,
     num_classes: usize,
-    /// Weights and activations (f32 on CPU, f16 on CUDA); the output is always f32.
+    /// Float weights and activations (f32 on CPU, f16 on CUDA); the output is always f32.
     dtype: DType,
+    /// Every conv with the tensors it reads, in forward order.
+    graph: Vec<ConvNode>,
     profile: bool,
 }
 
@@ -198,9 +207,36 @@ impl YoloModel {
             .with_context(|| format!("loading {arch:?}-{scale:?} ({num_classes} classes) from {}", weights.display()))
     }
 
+    /// Loads an int8 model file (as written by `perch model quantize`): convs stored with I8
+    /// weights run the int8 kernels, the others (kept in f32) the fused f32 kernels. CPU only.
+    pub fn load_int8(weights: &Path, arch: Arch, scale: Scale, num_classes: usize) -> Result<YoloModel> {
+        let bytes = std::fs::read(weights).with_context(|| format!("reading weights {}", weights.display()))?;
+        Self::load_int8_bytes(&bytes, arch, scale, num_classes).with_context(|| format!("{}", weights.display()))
+    }
+
+    /// [`YoloModel::load_int8`] from the file's bytes.
+    pub fn load_int8_bytes(bytes: &[u8], arch: Arch, scale: Scale, num_classes: usize) -> Result<YoloModel> {
+        let st = crate::quant::format::open(bytes)?;
+        if crate::quant::format::int8_prefixes(&st).is_empty() {
+            bail!("the file holds no int8 tensor (an I8 `<conv>.weight`): not a quantized model");
+        }
+        let vb = VarBuilder::from_slice_safetensors(bytes, DType::F32, &Device::Cpu)?;
+        let cx = LoadCx::new(ConvKernel::F32, Some(&st));
+        Self::build(vb, arch, scale, num_classes, cx)
+            .with_context(|| format!("loading int8 {arch:?}-{scale:?} ({num_classes} classes)"))
+    }
+
     /// Builds the model from any VarBuilder (weights under `model.<i>.`), with an explicit conv kernel.
     pub fn from_varbuilder(vb: VarBuilder, arch: Arch, scale: Scale, nc: usize, kern: ConvKernel) -> Result<YoloModel> {
+        if kern == ConvKernel::Int8 {
+            bail!("int8 models load from a quantized model file (YoloModel::load_int8)");
+        }
+        Self::build(vb, arch, scale, nc, LoadCx::new(kern, None))
+    }
+
+    fn build(vb: VarBuilder, arch: Arch, scale: Scale, nc: usize, cx: LoadCx) -> Result<YoloModel> {
         let dtype = vb.dtype();
+        let kern = cx.kernel;
         if kern == ConvKernel::F32 && dtype != DType::F32 {
             bail!("the fused f32 conv kernels need f32 weights, got {dtype:?} (use ConvKernel::Reference)");
         }
@@ -225,41 +261,68 @@ impl YoloModel {
         let reps = |n: usize| if n > 1 { ((n as f64 * depth).round() as usize).max(1) } else { n };
         let vb = vb.pp("model");
         let mut chans: Vec<usize> = Vec::new();
+        // The tensors each layer's output is made of (a Concat lists its inputs' parts).
+        let mut srcs: Vec<Vec<Src>> = Vec::new();
         let mut layers = Vec::new();
         for (i, (from, s)) in spec.into_iter().enumerate() {
             let c_in_of = |f: i32| if f < 0 { if i == 0 { 3 } else { chans[i - 1] } } else { chans[f as usize] };
+            let src_of = |f: i32| -> Vec<Src> {
+                if f < 0 {
+                    if i == 0 { vec![Src::Input] } else { srcs[i - 1].clone() }
+                } else {
+                    srcs[f as usize].clone()
+                }
+            };
             let c1 = c_in_of(from[0]);
+            let x = src_of(from[0]);
             let lvb = vb.pp(i);
-            let (module, c2) = match s {
+            let (module, c2, out) = match s {
                 Spec::Conv { c2, k, s } => {
                     let c2 = ch_of(c2);
-                    (Module::Conv(Conv::load(lvb.pp("conv"), ConvSpec::new(c1, c2, k, s), kern)?), c2)
+                    let m = cx.conv(&lvb.pp("conv"), ConvSpec::new(c1, c2, k, s), x, None)?;
+                    let out = vec![Src::Conv(m.name().to_string())];
+                    (Module::Conv(m), c2, out)
                 }
                 Spec::C2f { c2, n, shortcut } => {
                     let c2 = ch_of(c2);
-                    (Module::C2f(C2f::load_c2f(lvb, c1, c2, reps(n), shortcut, kern)?), c2)
+                    let m = C2f::load_c2f(lvb, c1, c2, reps(n), shortcut, &cx, &x)?;
+                    let out = vec![m.output()];
+                    (Module::C2f(m), c2, out)
                 }
                 Spec::C3k2 { c2, n, c3k, e } => {
                     let c2 = ch_of(c2);
-                    (Module::C2f(C2f::load_c3k2(lvb, c1, c2, reps(n), c3k, e, kern)?), c2)
+                    let m = C2f::load_c3k2(lvb, c1, c2, reps(n), c3k, e, &cx, &x)?;
+                    let out = vec![m.output()];
+                    (Module::C2f(m), c2, out)
                 }
                 Spec::A2C2f { c2, n, a2, area } => {
                     let c2 = ch_of(c2);
-                    (Module::A2C2f(A2C2f::load(lvb, c1, c2, reps(n), a2, area, kern)?), c2)
+                    let m = A2C2f::load(lvb, c1, c2, reps(n), a2, area, &cx, &x)?;
+                    let out = vec![m.output()];
+                    (Module::A2C2f(m), c2, out)
                 }
                 Spec::Sppf { c2, k } => {
                     let c2 = ch_of(c2);
-                    (Module::Sppf(Sppf::load(lvb, c1, c2, k, kern)?), c2)
+                    let m = Sppf::load(lvb, c1, c2, k, &cx, &x)?;
+                    let out = vec![m.output()];
+                    (Module::Sppf(m), c2, out)
                 }
-                Spec::Upsample => (Module::Upsample, c1),
-                Spec::Concat => (Module::Concat, from.iter().map(|&f| c_in_of(f)).sum()),
+                // A nearest upsample keeps values and quantization: same tensors.
+                Spec::Upsample => (Module::Upsample, c1, x),
+                Spec::Concat => (
+                    Module::Concat,
+                    from.iter().map(|&f| c_in_of(f)).sum(),
+                    from.iter().flat_map(|&f| src_of(f)).collect(),
+                ),
                 Spec::Detect => {
                     let ch: Vec<usize> = from.iter().map(|&f| c_in_of(f)).collect();
+                    let feats: Vec<Vec<Src>> = from.iter().map(|&f| src_of(f)).collect();
                     let style = if arch == Arch::Yolov8 { ClsBranch::Legacy } else { ClsBranch::Depthwise };
-                    (Module::Detect(Detect::load(lvb, nc, &ch, style, kern)?), 0)
+                    (Module::Detect(Detect::load(lvb, nc, &ch, style, &cx, &feats)?), 0, Vec::new())
                 }
             };
             chans.push(c2);
+            srcs.push(out);
             layers.push(Layer { from, module });
         }
         let mut keep = vec![false; layers.len()];
@@ -271,7 +334,7 @@ impl YoloModel {
             }
         }
         let profile = std::env::var_os("PERCH_PROFILE_LAYERS").is_some();
-        Ok(YoloModel { layers, keep, arch, num_classes: nc, dtype, profile })
+        Ok(YoloModel { layers, keep, arch, num_classes: nc, dtype, graph: cx.graph.finish(), profile })
     }
 
     pub fn arch(&self) -> Arch {
@@ -286,9 +349,46 @@ impl YoloModel {
         self.dtype
     }
 
+    /// Every conv with the tensors it reads, in forward order.
+    pub fn graph(&self) -> &[ConvNode] {
+        &self.graph
+    }
+
+    /// Every conv layer (in load order, as [`YoloModel::graph`]).
+    pub fn convs(&self) -> Vec<&Conv> {
+        let mut out = Vec::new();
+        for l in &self.layers {
+            l.module.visit_convs(&mut |c| out.push(c));
+        }
+        out
+    }
+
+    /// A copy with every conv passed through `f` (quantization swaps layers to int8 this way).
+    pub fn map_convs(&self, f: &mut dyn FnMut(&Conv) -> Result<Conv>) -> Result<YoloModel> {
+        let mut m = self.clone();
+        for l in &mut m.layers {
+            l.module.map_convs(f)?;
+        }
+        Ok(m)
+    }
+
+    /// Whether any conv runs the int8 kernels.
+    pub fn is_int8(&self) -> bool {
+        self.convs().iter().any(|c| c.kernel() == ConvKernel::Int8)
+    }
+
     /// Runs the network. `input`: [1, 3, H, W] f32 0..1 with H, W multiples of 32.
     /// Returns [1, 4 + nc, N]: cx, cy, w, h in input pixels, then sigmoid class scores.
     pub fn forward(&self, input: &Tensor) -> Result<Tensor> {
+        self.forward_with(input, Cx::default())
+    }
+
+    /// [`YoloModel::forward`] with `observer` seeing every conv.
+    pub fn forward_observed(&self, input: &Tensor, observer: &dyn Observer) -> Result<Tensor> {
+        self.forward_with(input, Cx { observer: Some(observer) })
+    }
+
+    fn forward_with(&self, input: &Tensor, cx: Cx) -> Result<Tensor> {
         let (b, c, h, w) = input.dims4().context("model input must be [1, 3, H, W]")?;
         if b != 1 || c != 3 {
             bail!("model input must be [1, 3, H, W], got {:?}", input.dims());
@@ -298,13 +398,19 @@ impl YoloModel {
         }
         // A layer's output is a list of maps whose channel concatenation it stands for: a Concat
         // only lists its inputs, and the next block's 1x1 conv reads them in place.
-        let mut saved: Vec<Option<Vec<Tensor>>> = vec![None; self.layers.len()];
-        let mut x = vec![input.to_dtype(self.dtype)?];
-        let one = |parts: Vec<Tensor>| -> Result<Tensor> {
-            Ok(if parts.len() == 1 { parts.into_iter().next().context("no map")? } else { Tensor::cat(&parts, 1)? })
+        let mut saved: Vec<Option<Vec<Fmap>>> = vec![None; self.layers.len()];
+        let mut x = vec![Fmap::Float(input.to_dtype(self.dtype)?)];
+        let mut output = None;
+        let one = |parts: Vec<Fmap>| -> Result<Fmap> {
+            Ok(if parts.len() == 1 {
+                parts.into_iter().next().context("no map")?
+            } else {
+                let ts = parts.iter().map(|p| p.to_float(self.dtype)).collect::<Result<Vec<_>>>()?;
+                Fmap::Float(Tensor::cat(&ts, 1)?)
+            })
         };
         for (i, layer) in self.layers.iter().enumerate() {
-            let get = |f: i32| -> Result<Vec<Tensor>> {
+            let get = |f: i32| -> Result<Vec<Fmap>> {
                 if f < 0 {
                     Ok(x.clone())
                 } else {
@@ -313,11 +419,11 @@ impl YoloModel {
             };
             let t0 = self.profile.then(std::time::Instant::now);
             x = match &layer.module {
-                Module::Conv(m) => vec![m.forward_cat(&x)?],
-                Module::C2f(m) => vec![m.forward_cat(&x)?],
-                Module::A2C2f(m) => vec![m.forward_cat(&x)?],
-                Module::Sppf(m) => vec![m.forward(&one(x)?)?],
-                Module::Upsample => vec![upsample2(&one(x)?)?],
+                Module::Conv(m) => vec![m.run(&x, None, cx)?],
+                Module::C2f(m) => vec![m.forward(&x, cx)?],
+                Module::A2C2f(m) => vec![m.forward(&x, cx)?],
+                Module::Sppf(m) => vec![m.forward(&x, cx)?],
+                Module::Upsample => x.iter().map(|p| p.upsample2()).collect::<Result<_>>()?,
                 Module::Concat => {
                     let mut parts = Vec::new();
                     for &f in &layer.from {
@@ -326,8 +432,9 @@ impl YoloModel {
                     parts
                 }
                 Module::Detect(m) => {
-                    let xs = layer.from.iter().map(|&f| one(get(f)?)).collect::<Result<Vec<_>>>()?;
-                    vec![m.forward(&xs, (h, w))?]
+                    let feats = layer.from.iter().map(|&f| get(f)).collect::<Result<Vec<_>>>()?;
+                    output = Some(m.forward(&feats, (h, w), cx)?);
+                    Vec::new()
                 }
             };
             if let Some(t0) = t0 {
@@ -337,7 +444,35 @@ impl YoloModel {
                 saved[i] = Some(x.clone());
             }
         }
-        one(x)
+        match output {
+            Some(o) => Ok(o),
+            None => Ok(one(x)?.to_float(DType::F32)?),
+        }
+    }
+}
+
+impl Module {
+    fn visit_convs<'a>(&'a self, f: &mut dyn FnMut(&'a Conv)) {
+        match self {
+            Module::Conv(c) => f(c),
+            Module::C2f(m) => m.visit_convs(f),
+            Module::A2C2f(m) => m.visit_convs(f),
+            Module::Sppf(m) => m.visit_convs(f),
+            Module::Detect(m) => m.visit_convs(f),
+            Module::Upsample | Module::Concat => {}
+        }
+    }
+
+    fn map_convs(&mut self, f: &mut dyn FnMut(&Conv) -> Result<Conv>) -> Result<()> {
+        match self {
+            Module::Conv(c) => *c = f(c)?,
+            Module::C2f(m) => m.map_convs(f)?,
+            Module::A2C2f(m) => m.map_convs(f)?,
+            Module::Sppf(m) => m.map_convs(f)?,
+            Module::Detect(m) => m.map_convs(f)?,
+            Module::Upsample | Module::Concat => {}
+        }
+        Ok(())
     }
 }
 
