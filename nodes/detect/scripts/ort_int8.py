@@ -18,8 +18,8 @@ interleaves the peer's latency rounds with its own variants'.
   {"cmd": "input"}                                                -> {"ok": true, "input_hw": [H, W] or null}
   {"cmd": "calib_add", "input": PATH, "shape": [1, 3, H, W]}      -> {"ok": true, "count": N}
   {"cmd": "prepare"}                                              -> {"ok": true, "variants": [{"name",
-        "path", "bytes", "load_ms", "precision", "recipe"}], "input_hw": [H, W] or null, "onnxruntime",
-        "threads", "quantize_s", "cached"}
+        "path", "bytes", "load_ms", "precision", "recipe"}] (ort-f32, then ort-int8-METHOD per --method),
+        "input_hw": [H, W] or null, "onnxruntime", "threads", "quantize_s": {METHOD: s}, "cached": {METHOD: bool}}
   {"cmd": "forward", "variant": NAME, "input": PATH, "shape": [...], "output": PATH}
                                                                   -> {"ok": true, "shape": [1, 4 + nc, N]}
         (the raw output, little-endian f32, is written to "output")
@@ -34,7 +34,7 @@ quantize (standalone): quantize_static from raw f32 tensor files, e.g. written b
 
 usage (serve, what perch runs):
   .venv-detect/bin/python nodes/detect/scripts/ort_int8.py serve --onnx .cache/fixtures/yolov12n.onnx \
-      [--method percentile] [--threads 2] [--cache .cache/ort-int8]
+      [--method minmax,percentile] [--threads 2] [--cache .cache/ort-int8]
 """
 
 import argparse
@@ -175,29 +175,35 @@ class Server:
             raise ValueError("no calibration tensors (send calib_add first)")
         model = onnx.load(a.onnx)
         self.input_name = model.graph.input[0].name
-        recipe = {"format": "QDQ", "per_channel": True, "activations": "u8 (asymmetric)",
-                  "weights": "s8 (symmetric)", "calibration": a.method,
-                  "calibration_frames": len(self.calib), "float_nodes": "Detect post-processing"}
-        if a.method == "percentile":
-            recipe["percentile"] = PERCENTILE
-        key = hashlib.sha256((sha256_file(a.onnx) + self.calib_hash.hexdigest() + json.dumps(recipe, sort_keys=True)
-                              + ort.__version__).encode()).hexdigest()[:16]
-        os.makedirs(a.cache, exist_ok=True)
-        q = os.path.join(a.cache, f"{os.path.splitext(os.path.basename(a.onnx))[0]}-int8-{a.method}-{key}.onnx")
-        cached = os.path.exists(q)
-        t = time.perf_counter()
-        if not cached:
-            tmp = q + ".partial.onnx"
-            quantize(a.onnx, self.calib, a.method, tmp)
-            os.replace(tmp, q)
-        quantize_s = time.perf_counter() - t
-        self.calib = []
         variants = []
-        for name, path, prec in (("ort-f32", a.onnx, "f32"), (f"ort-int8-{a.method}", q, "int8")):
-            s, load_ms = session(path, a.threads)
+        s, load_ms = session(a.onnx, a.threads)
+        self.sessions["ort-f32"] = (s, load_ms)
+        variants.append({"name": "ort-f32", "path": a.onnx, "bytes": os.path.getsize(a.onnx), "load_ms": load_ms,
+                         "precision": "f32", "recipe": None})
+        quantize_s, cached = {}, {}
+        for method in a.methods:
+            recipe = {"format": "QDQ", "per_channel": True, "activations": "u8 (asymmetric)",
+                      "weights": "s8 (symmetric)", "calibration": method,
+                      "calibration_frames": len(self.calib), "float_nodes": "Detect post-processing"}
+            if method == "percentile":
+                recipe["percentile"] = PERCENTILE
+            key = hashlib.sha256((sha256_file(a.onnx) + self.calib_hash.hexdigest()
+                                  + json.dumps(recipe, sort_keys=True) + ort.__version__).encode()).hexdigest()[:16]
+            os.makedirs(a.cache, exist_ok=True)
+            q = os.path.join(a.cache, f"{os.path.splitext(os.path.basename(a.onnx))[0]}-int8-{method}-{key}.onnx")
+            cached[method] = os.path.exists(q)
+            t = time.perf_counter()
+            if not cached[method]:
+                tmp = q + ".partial.onnx"
+                quantize(a.onnx, self.calib, method, tmp)
+                os.replace(tmp, q)
+            quantize_s[method] = time.perf_counter() - t
+            name = f"ort-int8-{method}"
+            s, load_ms = session(q, a.threads)
             self.sessions[name] = (s, load_ms)
-            variants.append({"name": name, "path": path, "bytes": os.path.getsize(path), "load_ms": load_ms,
-                             "precision": prec, "recipe": recipe if prec == "int8" else None})
+            variants.append({"name": name, "path": q, "bytes": os.path.getsize(q), "load_ms": load_ms,
+                             "precision": "int8", "recipe": recipe})
+        self.calib = []
         return {"variants": variants, "input_hw": fixed_input_hw(model), "onnxruntime": ort.__version__,
                 "threads": a.threads, "quantize_s": quantize_s, "cached": cached}
 
@@ -235,7 +241,8 @@ def main():
     sub = ap.add_subparsers(dest="mode", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--onnx", required=True)
-    s.add_argument("--method", choices=sorted(METHODS), default="percentile")
+    s.add_argument("--method", default="percentile",
+                   help=f"calibration method(s), comma-separated: {', '.join(sorted(METHODS))}; one INT8 row each")
     s.add_argument("--threads", type=int, default=2)
     s.add_argument("--cache", default=os.path.join(os.path.dirname(__file__), "..", "..", "..", ".cache", "ort-int8"))
     q = sub.add_parser("quantize")
@@ -246,6 +253,10 @@ def main():
     q.add_argument("--out", required=True)
     a = ap.parse_args()
     if a.mode == "serve":
+        a.methods = [m.strip() for m in a.method.split(",") if m.strip()]
+        bad = [m for m in a.methods if m not in METHODS]
+        if bad or not a.methods:
+            ap.error(f"--method: unknown {bad}; use {', '.join(sorted(METHODS))}")
         serve(a)
     else:
         quantize_cmd(a)

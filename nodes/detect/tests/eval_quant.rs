@@ -181,3 +181,29 @@ fn ort_peer_rows() {
     assert_eq!(int8.latency_ms.as_ref().unwrap().n, 2);
     let _ = std::fs::remove_dir_all(&scratch);
 }
+
+/// An int8 variant built through `perch_detect::quant` (2 calibration frames, 1 held-out frame),
+/// then found in the cache on the second run.
+#[test]
+fn int8_variant_is_built_scored_and_cached() {
+    let scratch = common::scratch("eval-quant-int8");
+    let mut o = options(&scratch, &["f32", "int8-minmax"]);
+    o.frames_select = FrameSelect { skip: 149, every: 1, limit: 1 };
+    o.runs = 1;
+    o.rounds = 1;
+    let t = eval_quant(&o).unwrap();
+    assert_eq!(t.rows.len(), 2);
+    let c = t.calibration.as_ref().unwrap();
+    assert_eq!((c.count, c.first.as_str(), c.last.as_str()), (2, "000001.jpg", "000002.jpg"));
+    let q = &t.rows[1];
+    assert_eq!((q.variant.as_str(), q.precision.as_str(), q.imgsz), ("int8-minmax", "int8", 320));
+    assert!(q.path.ends_with("int8-minmax-320"), "{}", q.path);
+    assert!(q.size_bytes * 3 < t.rows[0].size_bytes, "int8 {} vs f32 {} bytes", q.size_bytes, t.rows[0].size_bytes);
+    let a = q.agreement.as_ref().unwrap();
+    assert!(a.map50_95.unwrap() > 0.3 && a.map50_95.unwrap() <= 1.0 + 1e-9, "{a:?}");
+    assert!(q.note.starts_with("minmax: ") && !q.note.contains("cached"), "{}", q.note);
+    let again = eval_quant(&o).unwrap();
+    assert!(again.rows[1].note.contains("(cached"), "{}", again.rows[1].note);
+    assert_eq!(again.rows[1].agreement, q.agreement.clone(), "the cached model scores the same");
+    let _ = std::fs::remove_dir_all(&scratch);
+}

@@ -31,8 +31,9 @@ pub struct PeerInfo {
     pub input_hw: Option<[u32; 2]>,
     pub onnxruntime: String,
     pub threads: usize,
-    pub quantize_s: f64,
-    pub cached: bool,
+    /// Seconds each INT8 method's quantization took (near 0 when cached), by method.
+    pub quantize_s: std::collections::BTreeMap<String, f64>,
+    pub cached: std::collections::BTreeMap<String, bool>,
 }
 
 pub struct Peer {
