@@ -19,5 +19,5 @@ frames="$(bash nodes/detect/scripts/fetch-vtest-full.sh)"
     --calib datasets/vtest/img1 --calib-frames 64 \
     --frames "$frames" --frames-skip 200 --frames-every 5 \
     --imgsz 640,320 --runs 30 --rounds 3 --threads 2 \
-    --peer ".venv-detect/bin/python nodes/detect/scripts/ort_int8.py serve --onnx .cache/fixtures/yolov12n.onnx --method minmax,percentile --threads 2" \
+    --peer ".venv-detect/bin/python nodes/detect/scripts/ort_int8.py serve --onnx .cache/fixtures/yolov12n.onnx --method ${PEER_METHODS:-minmax,percentile} --threads 2" \
     --out "$OUT" --plot "$OUT/scatter.png" "$@"

@@ -73,8 +73,13 @@ impl Peer {
         let mut line = String::new();
         let n = self.stdout.read_line(&mut line).with_context(|| format!("peer `{}`: reading the answer to {what}", self.cmd))?;
         if n == 0 {
-            let status = self.child.try_wait().ok().flatten();
-            bail!("peer `{}` closed its output during {what} (exit status {status:?}; its messages are above)", self.cmd);
+            let status = self.child.wait().ok();
+            let why = match status.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)) {
+                Some(9) => " (killed by SIGKILL: out of memory?)".to_string(),
+                Some(sig) => format!(" (killed by signal {sig})"),
+                None => status.map_or(String::new(), |s| format!(" ({s})")),
+            };
+            bail!("peer `{}` exited during {what}{why}; its messages are above", self.cmd);
         }
         let v: Value = serde_json::from_str(&line).with_context(|| format!("peer `{}`: answer to {what} is not JSON: {line:?}", self.cmd))?;
         if v["ok"] != json!(true) {
