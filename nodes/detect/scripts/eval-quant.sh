@@ -13,7 +13,8 @@ PERCH="${PERCH:-$TARGET/release/perch}"
 [ -x "$PERCH" ] || cargo build --release -p perch
 bash nodes/detect/scripts/setup-venv.sh >/dev/null
 bash nodes/detect/scripts/fetch-fixtures.sh yolov12n >/dev/null
-frames="$(bash nodes/detect/scripts/fetch-vtest-full.sh)"
+bash nodes/detect/scripts/fetch-vtest-full.sh >/dev/null
+frames=.cache/vtest-full/img1
 "$PERCH" eval quant --model models/yolov12n \
     --variants "${VARIANTS:-f32,int8-minmax,int8-percentile,int8-mixed}" \
     --calib datasets/vtest/img1 --calib-frames 64 \

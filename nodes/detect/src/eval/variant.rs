@@ -138,7 +138,9 @@ pub fn build_int8(
     let weights_sha = crate::import::hex(&Sha256::digest(std::fs::read(ModelMeta::weights_path(model)).with_context(|| format!("reading {}", ModelMeta::weights_path(model).display()))?));
     if let Ok(meta) = ModelMeta::load(out) {
         if let Some(q) = &meta.quantization {
-            if q.recipe == *recipe && q.calibration.sha256 == frames_hash && q.source_model.weights_sha256 == weights_sha {
+            // `threads` and `force` say how to run, not what to make: not stored.
+            let same_recipe = QuantRecipe { threads: q.recipe.threads, force: q.recipe.force, ..recipe.clone() } == q.recipe;
+            if same_recipe && q.calibration.sha256 == frames_hash && q.source_model.weights_sha256 == weights_sha {
                 return Ok((out.to_path_buf(), format!("{} (cached: {} int8 convs, f32: {})", recipe.method, q.int8_convs, list(&q.f32_convs))));
             }
         }
