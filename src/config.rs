@@ -1,9 +1,11 @@
 //! The whole `perch run` configuration: one TOML file, each section owned by one crate.
 
+use std::collections::BTreeMap;
+
 use perch_capture::SourceConfig;
 use perch_detect::DetectConfig;
 use perch_pipeline::delay::DelayConfig;
-use perch_pipeline::{RuntimeConfig, StageRuntimeConfig};
+use perch_pipeline::{RuntimeConfig, StageOverrides};
 use perch_track::TrackConfig;
 use serde::{Deserialize, Serialize};
 
@@ -28,36 +30,11 @@ pub struct Config {
     pub rerun: perch_rerun::RerunConfig,
     #[cfg(not(feature = "rerun"))]
     pub rerun: Option<toml::Table>,
-    /// Per-stage switch, input queue policy and budget.
-    pub stages: StagesConfig,
+    /// `[stages.<name>]`: per-stage switch, input queue policy and budget, only the keys given; the
+    /// stages, their order and their defaults are the table in `assemble.rs` (`STAGES`).
+    pub stages: BTreeMap<String, StageOverrides>,
     /// Test-only: an extra stage that sleeps this long per frame (exercises deadlines without a model).
     pub test_delay: Option<DelayConfig>,
-}
-
-/// `[stages.<name>]`: one entry per stage the pipeline can have.
-#[derive(Clone, Debug, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct StagesConfig {
-    pub test_delay: StageRuntimeConfig,
-    pub preprocess: StageRuntimeConfig,
-    pub detect: StageRuntimeConfig,
-    pub track: StageRuntimeConfig,
-    pub ros2: StageRuntimeConfig,
-}
-
-impl Default for StagesConfig {
-    fn default() -> Self {
-        Self {
-            test_delay: StageRuntimeConfig::keep_latest(),
-            // Capture → preprocess keeps only the newest frame: a slow detector works on fresh frames.
-            preprocess: StageRuntimeConfig::keep_latest(),
-            // The detector is the slow stage: it too takes the newest frame rather than a queue of old ones.
-            detect: StageRuntimeConfig::keep_latest(),
-            track: StageRuntimeConfig::default(),
-            // Publishing never holds the pipeline back: it gets the newest result.
-            ros2: StageRuntimeConfig::keep_latest(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -78,6 +55,7 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
             assert!(cfg.test_delay.is_none(), "{}: test_delay is for tests only", path.display());
             cfg.detect.validate().unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
+            crate::assemble::stage_settings(&cfg).unwrap_or_else(|e| panic!("{}: {e:#}", path.display()));
             n += 1;
         }
         assert!(n >= 2, "found {n} configs");

@@ -14,8 +14,12 @@ bash nodes/detect/scripts/setup-venv.sh >/dev/null
 bash nodes/detect/scripts/fetch-fixtures.sh yolov12n nudenet
 
 echo "== detect: import the YOLOv8n fixture with perch's importer"
-cargo run -q "${CARGO_FLAGS[@]}" -p perch-detect --example detect_cli -- \
-    import .cache/fixtures/nudenet/320n.onnx -o .cache/fixtures/nudenet-320n --force
+# .ci/run builds the binary once and passes it in PERCH_BIN.
+if [ -z "${PERCH_BIN:-}" ]; then
+    cargo build -q -p perch
+    PERCH_BIN="${CARGO_TARGET_DIR:-target}/debug/perch"
+fi
+"$PERCH_BIN" model import .cache/fixtures/nudenet/320n.onnx -o .cache/fixtures/nudenet-320n --force
 
 echo "== detect: the mAP golden cases still agree with pycocotools (~3 s)"
 .venv-detect/bin/python nodes/detect/scripts/make_map_golden.py --out nodes/detect/tests/golden/map_cases.json --check

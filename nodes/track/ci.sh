@@ -12,6 +12,9 @@ bash nodes/track/scripts/setup-venv.sh
 cargo test -p perch-track
 # Benchmarks compile and run once each (criterion's test mode), no timing asserted.
 cargo test -p perch-track --benches
-cargo build -p perch-track --bin perch-track-eval
-.venv-track/bin/python nodes/track/scripts/compare_bytetrack.py \
-  --bin "$CARGO_TARGET_DIR/debug/perch-track-eval" --seeds 5 --check
+# The comparison drives `perch eval track`: .ci/run builds the binary once and passes it in PERCH_BIN.
+if [ -z "${PERCH_BIN:-}" ]; then
+    cargo build -p perch
+    PERCH_BIN="$CARGO_TARGET_DIR/debug/perch"
+fi
+.venv-track/bin/python nodes/track/scripts/compare_bytetrack.py --bin "$PERCH_BIN" --seeds 5 --check

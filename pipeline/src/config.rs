@@ -68,9 +68,36 @@ impl StageRuntimeConfig {
     pub fn keep_latest() -> Self {
         Self { enabled: true, queue: QueuePolicy::KeepLatest, budget_ms: None }
     }
+    pub fn fifo(capacity: usize) -> Self {
+        Self { enabled: true, queue: QueuePolicy::Fifo { capacity }, budget_ms: None }
+    }
+    /// These settings with the keys `overrides` sets replaced: every key keeps its own default,
+    /// so setting one key of a `[stages.<name>]` table never changes another.
+    pub fn with(mut self, overrides: &StageOverrides) -> Self {
+        if let Some(enabled) = overrides.enabled {
+            self.enabled = enabled;
+        }
+        if let Some(queue) = overrides.queue {
+            self.queue = queue;
+        }
+        if overrides.budget_ms.is_some() {
+            self.budget_ms = overrides.budget_ms;
+        }
+        self
+    }
     pub fn budget(&self) -> Option<Duration> {
         self.budget_ms.map(|ms| Duration::from_secs_f64(ms.max(0.0) / 1000.0))
     }
+}
+
+/// `[stages.<name>]` as written: only the keys present. Merged onto the stage's own defaults with
+/// [`StageRuntimeConfig::with`].
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StageOverrides {
+    pub enabled: Option<bool>,
+    pub queue: Option<QueuePolicy>,
+    pub budget_ms: Option<f64>,
 }
 
 /// Read a TOML file (or start from an empty table), apply `--set` overrides, and deserialize

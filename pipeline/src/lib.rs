@@ -15,7 +15,7 @@ pub mod runtime;
 pub mod source;
 pub mod stage;
 
-pub use config::{ConfigError, RuntimeConfig, StageRuntimeConfig};
+pub use config::{ConfigError, RuntimeConfig, StageOverrides, StageRuntimeConfig};
 pub use frame::{BBox, Detection, Frame, FrameData, ImageBuf, PixelFormat, StageStamp, TensorBuf, MAX_STAGES};
 pub use ledger::{DropReason, Ledger, LedgerSnapshot};
 pub use letterbox::Letterbox;

@@ -11,7 +11,7 @@ fn main() -> anyhow::Result<()> {
     anyhow::ensure!(args.len() == 4, "usage: dump_tensor IMAGE IMGSZ OUT.f32");
     let imgsz: u32 = args[2].parse()?;
     let mut image = ImageBuf::default();
-    perch_detect::cli::load_image(args[1].as_ref(), &mut image)?;
+    perch_detect::predict::load_image(args[1].as_ref(), &mut image)?;
     let mut tensor = TensorBuf::default();
     let lb = perch_preprocess::letterbox_into(&image, imgsz, imgsz, &mut tensor)?;
     let bytes: Vec<u8> = tensor.data.iter().flat_map(|v| v.to_le_bytes()).collect();

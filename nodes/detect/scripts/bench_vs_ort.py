@@ -62,12 +62,10 @@ def default_perch():
     for p in ("target/release/perch",):
         if os.path.exists(os.path.join(REPO, p)):
             return p + " bench detect"
-    # The same code through the crate's example, built in release.
     env = dict(os.environ)
     target = env.setdefault("CARGO_TARGET_DIR", os.path.join(REPO, "target"))
-    subprocess.run(["cargo", "build", "-q", "--release", "-p", "perch-detect", "--example", "detect_cli"],
-                   cwd=REPO, env=env, check=True)
-    return os.path.join(target, "release", "examples", "detect_cli") + " bench"
+    subprocess.run(["cargo", "build", "-q", "--release", "-p", "perch"], cwd=REPO, env=env, check=True)
+    return os.path.join(target, "release", "perch") + " bench detect"
 
 
 def main():

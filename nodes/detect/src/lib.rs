@@ -1,14 +1,15 @@
-//! perch's detect stage: native YOLO (YOLOv8, YOLO11, YOLOv12) in Candle on weights imported
+//! perch's detect stage: native YOLO (YOLOv8, YOLOv12) in Candle on weights imported
 //! from Ultralytics ONNX exports, with decode + class-aware NMS on plain slices.
 //!
 //! * [`DetectStage`] / [`DetectConfig`]: the pipeline stage (`frame.tensor` → `frame.detections`).
 //! * [`Detector`]: the same engine outside the pipeline (CLI, benchmarks, tests).
 //! * [`import::import_onnx`]: `perch model import` (ONNX → `model.safetensors` + `model.json`).
 //! * [`quant::quantize_model`]: `perch model quantize` (post-training int8 with calibration).
-//! * [`cli`]: `perch model import`, `perch detect`, `perch bench detect`.
 //! * [`eval`]: COCO-style mAP and `perch eval quant` (the precision variants' trade-off table).
+//! * [`predict`] and [`bench`]: what `perch detect` and `perch bench detect` run (the binary owns
+//!   their command lines).
 
-pub mod cli;
+pub mod bench;
 pub mod config;
 pub mod detector;
 pub mod eval;
@@ -18,6 +19,7 @@ pub mod model;
 pub mod onnx;
 pub mod postprocess;
 pub mod quant;
+pub mod predict;
 mod stage;
 
 pub use config::{ClassSel, DetectConfig, DeviceKind};

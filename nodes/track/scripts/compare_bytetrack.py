@@ -3,7 +3,7 @@
 on the same seeded corrupted detections, all scored by motmetrics 1.4.0.
 
 For each sequence, corruption preset and seed:
-  1. `perch-track-eval track --gt GT ... --seed S --out-dets D --out-tracks OURS` makes the detections
+  1. `perch eval track --gt GT ... --seed S --out-dets D --out-tracks OURS` makes the detections
      (our corruption model, see nodes/track/README.md) and runs our tracker;
   2. the reference trackers run on the very same detection file D;
   3. motmetrics scores every output against GT (IoU, threshold 0.5).
@@ -13,7 +13,7 @@ The reference runs twice: with its own defaults, and with its parameters set to 
 Sequences: TUD-Campus (committed under datasets/tud-campus) and TUD-Stadtmitte (read from the
 installed motmetrics package, which ships it).
 
-Usage: compare_bytetrack.py --bin PATH/perch-track-eval [--seeds 5] [--json OUT.json]
+Usage: compare_bytetrack.py --bin PATH/perch [--seeds 5] [--json OUT.json]
 """
 import argparse
 import json
@@ -88,7 +88,7 @@ def run_reference(make, dets_path, first, last, out_path):
 
 def run_ours(binary, gt, tracker, preset, seed, dets_path, out_path):
     jitter, miss, fp, score_noise = PRESETS[preset]
-    cmd = [str(binary), "track", "--gt", str(gt), "--tracker", tracker, "--jitter", str(jitter),
+    cmd = [str(binary), "eval", "track", "--gt", str(gt), "--tracker", tracker, "--jitter", str(jitter),
            "--miss", str(miss), "--fp", str(fp), "--score-noise", str(score_noise), "--seed", str(seed),
            "--out-dets", str(dets_path), "--out-tracks", str(out_path), "--json"]
     return json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout)
@@ -96,7 +96,7 @@ def run_ours(binary, gt, tracker, preset, seed, dets_path, out_path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--bin", required=True, help="path to the perch-track-eval binary")
+    ap.add_argument("--bin", required=True, help="path to the perch binary (its `eval track` / `eval mot` commands)")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--json", help="write all numbers here")
     ap.add_argument("--check", action="store_true",
@@ -118,9 +118,9 @@ def main():
                         out = tmp / f"ours-{kind}.txt"
                         run_ours(args.bin, gt, kind, preset, seed, dets, out)
                         mm = mm_eval.score(str(gt), str(out))
-                        # Our own metrics module (`perch-track-eval mot`) on the same file must agree.
+                        # Our own metrics module (`perch eval mot`) on the same file must agree.
                         ours = dict(metrics=json.loads(subprocess.run(
-                            [str(args.bin), "mot", "--gt", str(gt), "--tracks", str(out), "--json"],
+                            [str(args.bin), "eval", "mot", "--gt", str(gt), "--tracks", str(out), "--json"],
                             check=True, capture_output=True, text=True).stdout))
                         for k in ("mota", "motp", "idf1", "idp", "idr", "recall", "precision"):
                             if abs(ours["metrics"][k] - mm[k]) > 1e-9:

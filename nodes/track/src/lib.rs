@@ -3,8 +3,8 @@
 //! identity metrics, HOTA) that reproduces motmetrics' and TrackEval's numbers.
 
 pub mod assign;
-pub mod cli;
 pub mod corrupt;
+pub mod eval;
 pub mod kalman;
 pub mod mot;
 pub mod replay;

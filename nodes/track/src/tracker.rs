@@ -29,22 +29,42 @@ use crate::assign::{limit_weight, Assigner, Edge};
 use crate::kalman::{xyah_from_xyxy, xyxy_from_mean, KalmanState};
 
 /// Which tracker to run.
-#[derive(
-    Clone,
-    Copy,
-    Debug,
-    Default,
-    PartialEq,
-    Eq,
-    serde::Serialize,
-    serde::Deserialize,
-    clap::ValueEnum,
-)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum TrackerKind {
     #[default]
     Bytetrack,
     Sort,
+}
+
+impl TrackerKind {
+    pub const ALL: [TrackerKind; 2] = [TrackerKind::Bytetrack, TrackerKind::Sort];
+
+    /// The name used in configs and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackerKind::Bytetrack => "bytetrack",
+            TrackerKind::Sort => "sort",
+        }
+    }
+
+    /// The name people write in prose ("ByteTrack", "SORT").
+    pub fn display_name(self) -> &'static str {
+        match self {
+            TrackerKind::Bytetrack => "ByteTrack",
+            TrackerKind::Sort => "SORT",
+        }
+    }
+}
+
+impl std::str::FromStr for TrackerKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown tracker '{s}' (accepted: bytetrack, sort)"))
+    }
 }
 
 /// Tracker parameters, named as in Ultralytics' `bytetrack.yaml`.

@@ -59,7 +59,7 @@ pub fn load_golden(name: &str) -> Golden {
 /// perch's input for an image: decode + letterbox, as `perch detect` does.
 pub fn input(image_path: &Path, imgsz: u32) -> (ImageBuf, TensorBuf, perch_pipeline::Letterbox) {
     let mut image = ImageBuf::default();
-    perch_detect::cli::load_image(image_path, &mut image).unwrap();
+    perch_detect::predict::load_image(image_path, &mut image).unwrap();
     let mut tensor = TensorBuf::default();
     let lb = perch_preprocess::letterbox_into(&image, imgsz, imgsz, &mut tensor).unwrap();
     (image, tensor, lb)
