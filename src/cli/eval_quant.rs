@@ -25,8 +25,8 @@ pub struct EvalQuantArgs {
     #[arg(long, default_value_t = 64)]
     pub calib_frames: usize,
     /// Held-out frames (JPEG/PNG, sorted by name); must not share a frame with the calibration set.
-    #[arg(long)]
-    pub frames: PathBuf,
+    #[arg(long, required_unless_present = "from")]
+    pub frames: Option<PathBuf>,
     /// Skip the first N held-out frames (e.g. the calibration range when both are one folder).
     #[arg(long, default_value_t = 0)]
     pub frames_skip: usize,
@@ -91,7 +91,7 @@ impl EvalQuantArgs {
             variants: self.variants.clone(),
             calib: self.calib.clone(),
             calib_select: FrameSelect { skip: 0, every: 1, limit: self.calib_frames },
-            frames: self.frames.clone(),
+            frames: self.frames.clone().unwrap_or_default(),
             frames_select: FrameSelect { skip: self.frames_skip, every: self.frames_every, limit: self.max_frames },
             imgsz: self.imgsz.clone(),
             runs: self.runs,
