@@ -21,5 +21,8 @@ if [ -z "${PERCH_BIN:-}" ]; then
 fi
 "$PERCH_BIN" model import .cache/fixtures/nudenet/320n.onnx -o .cache/fixtures/nudenet-320n --force
 
+echo "== detect: the mAP golden cases still agree with pycocotools (~3 s)"
+.venv-detect/bin/python nodes/detect/scripts/make_map_golden.py --out nodes/detect/tests/golden/map_cases.json --check
+
 echo "== detect: tests"
 PERCH_REQUIRE_FIXTURES="${PERCH_REQUIRE_FIXTURES:-1}" cargo test "${CARGO_FLAGS[@]}" -p perch-detect

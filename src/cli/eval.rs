@@ -1,4 +1,4 @@
-//! `perch eval mot` and `perch eval track`.
+//! `perch eval mot`, `perch eval track` and (in eval_quant.rs) `perch eval quant`.
 
 use std::path::PathBuf;
 
@@ -15,6 +15,8 @@ pub enum EvalCommand {
     Mot(EvalMotArgs),
     /// Make seeded corrupted detections from ground truth, track them, and score the tracks.
     Track(EvalTrackArgs),
+    /// Accuracy-latency table of a model's precision variants (f32, int8 recipes, ONNX Runtime peer).
+    Quant(super::eval_quant::EvalQuantArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -89,6 +91,7 @@ pub struct EvalTrackArgs {
 
 pub fn run(cmd: &EvalCommand) -> anyhow::Result<()> {
     match cmd {
+        EvalCommand::Quant(a) => super::eval_quant::run(a)?,
         EvalCommand::Mot(a) => {
             let m = eval_mot(&a.gt, &a.tracks, a.max_distance)?;
             if a.json {

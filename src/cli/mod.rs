@@ -5,6 +5,7 @@ mod detect;
 mod eval;
 mod inputs;
 mod info;
+mod eval_quant;
 mod model;
 mod quantize;
 mod run;
@@ -43,6 +44,8 @@ Examples:
       MOTA/MOTP/IDF1/HOTA of a tracker output against ground truth
   perch eval track --gt datasets/tud-campus/gt.txt --detector-ms 90 --fps 30 --seeds 5
       a 90 ms detector on a 30 fps camera: three ways of publishing its late results, scored
+  perch eval quant --variants f32,int8-minmax,int8-percentile --calib datasets/vtest/img1 --frames datasets/vtest/img1 --frames-skip 100 --plot out/eval-quant/scatter.png
+      accuracy-latency table of precision variants (agreement mAP vs f32, latency median/p95/p99)
 
 Environment: PERCH_LOG (log filter, default \"warn,perch=info\"), PERCH_HOME (where models/, configs/
 and datasets/ are found when no path is given), PERCH_FFMPEG (the ffmpeg for --save-video).";
@@ -66,7 +69,7 @@ enum Command {
     /// Model files.
     #[command(subcommand)]
     Model(ModelCommand),
-    /// Evaluate tracking against MOT ground truth.
+    /// Evaluate tracking against MOT ground truth, or a model's precision variants.
     #[command(subcommand)]
     Eval(eval::EvalCommand),
     /// The machine as perch sees it: CPU, ISA features, kernels, threads, board, clocks, warnings.

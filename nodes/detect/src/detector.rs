@@ -49,6 +49,13 @@ impl std::fmt::Debug for Detector {
 impl Detector {
     /// Validate `config`, read the model directory and build the network on the device.
     pub fn load(config: &DetectConfig) -> anyhow::Result<Self> {
+        Self::load_with_dtype(config, None)
+    }
+
+    /// [`Detector::load`] with the network in an explicit precision instead of the device's
+    /// (`Some(DType::F16)` on the CPU runs Candle's reference ops in f16: the CUDA path's numerics,
+    /// which `perch eval quant` scores as a variant).
+    pub fn load_with_dtype(config: &DetectConfig, dtype: Option<DType>) -> anyhow::Result<Self> {
         config.validate()?;
         let dir = config.model.as_path();
         let meta = ModelMeta::load(dir)?;
@@ -76,9 +83,11 @@ impl Detector {
             DeviceKind::Cuda => None,
         };
         let weights = ModelMeta::weights_path(dir);
-        let build = || match meta.precision {
-            Precision::F32 => YoloModel::load(&weights, meta.architecture, meta.scale, meta.num_classes, &device),
-            Precision::Int8 => YoloModel::load_int8(&weights, meta.architecture, meta.scale, meta.num_classes),
+        let build = || match (meta.precision, dtype) {
+            (Precision::F32, None) => YoloModel::load(&weights, meta.architecture, meta.scale, meta.num_classes, &device),
+            (Precision::F32, Some(dtype)) => YoloModel::load_as(&weights, meta.architecture, meta.scale, meta.num_classes, &device, dtype),
+            (Precision::Int8, None) => YoloModel::load_int8(&weights, meta.architecture, meta.scale, meta.num_classes),
+            (Precision::Int8, Some(dtype)) => anyhow::bail!("{} is an int8 model: it cannot be loaded as {dtype:?}", dir.display()),
         };
         let model = match &pool {
             Some(p) => p.install(build),

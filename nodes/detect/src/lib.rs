@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod config;
 pub mod detector;
+pub mod eval;
 pub mod import;
 pub mod meta;
 pub mod model;
