@@ -25,5 +25,5 @@ pub use params::LiveParams;
 pub use pool::{FramePool, Pooled};
 pub use queue::QueuePolicy;
 pub use runtime::{Pipeline, StageSlot};
-pub use source::{Clock, Source, SourceEvent, SourceInfo, SystemClock, VirtualClock};
+pub use source::{Clock, DeviceInfo, Source, SourceEvent, SourceInfo, SystemClock, VirtualClock};
 pub use stage::{Flow, Stage, StartContext, Tap};

@@ -212,23 +212,27 @@ fn run_capture(
     let mut hist = new_histogram();
     let mut last_live = Instant::now();
     let (mut seq, mut processed, mut errors) = (0u64, 0u64, 0u64);
+    // A buffer taken for a frame that did not come (`Idle`) waits for the next one.
+    let mut spare = None;
     while !stop.load(Ordering::SeqCst) {
         source.wait_until_due();
         if stop.load(Ordering::SeqCst) {
             break;
         }
-        let mut data = pool.take();
+        let mut data = spare.take().unwrap_or_else(|| pool.take());
         let enter = Instant::now();
         match source.next_frame(&mut data) {
             SourceEvent::Frame { source_index, source_ts } => {
                 let now = Instant::now();
+                // A camera's frame was captured before it was read: its exposure starts the clock.
+                let captured_at = source.captured_at().filter(|t| *t <= now).unwrap_or(now);
                 ledger.captured();
                 let mut frame = Frame {
                     seq,
                     source_index,
                     source_ts,
-                    captured_at: now,
-                    deadline: now + budget,
+                    captured_at,
+                    deadline: captured_at + budget,
                     stamps: Default::default(),
                     data,
                 };
@@ -246,6 +250,7 @@ fn run_capture(
                 seq += 1;
                 tracing::warn!("frame {source_index} skipped: {what}");
             }
+            SourceEvent::Idle => spare = Some(data),
             SourceEvent::End => break,
         }
         if last_live.elapsed() >= LIVE_REFRESH {
@@ -256,6 +261,7 @@ fn run_capture(
     live.publish_stage(0, &hist);
     let mut counters = std::collections::BTreeMap::new();
     counters.insert("decode_errors".to_string(), errors);
+    counters.extend(source.counters());
     let report = StageReport {
         name: "capture".into(),
         latency: LatencySummary::from_histogram(&hist),

@@ -2,6 +2,7 @@
 //! [`Command`] (the table clap parses) and its file here.
 
 mod detect;
+mod devices;
 mod eval;
 mod model;
 mod run;
@@ -18,6 +19,11 @@ Examples:
       as fast as possible, and write the JSON report
   perch run --config configs/replay.toml --set detect.imgsz=320 --set track.tracker=sort
       smaller model input (the Jetson Nano profile) and the SORT tracker
+  perch run --config configs/nano.toml --source /dev/video0
+      the Nano profile on a USB camera (build with --features camera); --source 0 and
+      --source datasets/vtest work too
+  perch devices
+      the cameras present, with their formats, sizes and frame rates
   perch detect datasets/vtest/img1/000001.jpg --json
       detections of one image, in source pixels
   perch bench detect --imgsz 640 --threads 2 --runs 30
@@ -40,6 +46,8 @@ enum Command {
     Run(run::RunArgs),
     /// Detect objects in single images (like `yolo predict`).
     Detect(detect::DetectArgs),
+    /// List the cameras present with their formats, sizes and frame rates (needs `--features camera`).
+    Devices(devices::DevicesArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -69,6 +77,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run::run(args),
         Command::Detect(args) => detect::run_detect(&args).map(|()| ExitCode::SUCCESS),
+        Command::Devices(args) => devices::run(&args),
         Command::Bench(BenchCommand::Detect(args)) => detect::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => model::run_import(&args).map(|()| ExitCode::SUCCESS),
         Command::Eval(cmd) => eval::run(&cmd).map(|()| ExitCode::SUCCESS),

@@ -1,12 +1,13 @@
 //! `perch run`: assemble the pipeline from a config, run it, print and write the report.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::Context as _;
+use anyhow::{bail, Context as _};
 use clap::Args;
+use perch_capture::{DeviceSpec, SourceConfig, SourceKind};
 
 use crate::{assemble, config, jsonl};
 
@@ -15,6 +16,11 @@ pub struct RunArgs {
     /// TOML config (keys: configs/README.md); without it, the built-in defaults of every key.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// Where frames come from, replacing `[source]`'s kind and device/folder: a camera index (`0`), a
+    /// camera device (`/dev/video2`, `/dev/v4l/by-id/...`) or a folder of frames (`datasets/vtest`).
+    /// Keys of the other kind are dropped; `--set source.*` still applies on top.
+    #[arg(long, value_name = "SOURCE")]
+    source: Option<String>,
     /// Override one key: `--set source.pacing=max` (repeatable; values are TOML).
     #[arg(long = "set", value_name = "KEY=VALUE")]
     sets: Vec<String>,
@@ -28,7 +34,10 @@ pub struct RunArgs {
 }
 
 pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
-    let cfg: config::Config = perch_pipeline::config::load(args.config.as_deref(), &args.sets)?;
+    let mut cfg: config::Config = perch_pipeline::config::load(args.config.as_deref(), &args.sets)?;
+    if let Some(value) = &args.source {
+        apply_source(&mut cfg.source, infer_source(value)?);
+    }
     let mut pipeline = assemble::assemble(&cfg)?;
     if let Some(path) = &args.detections {
         pipeline.taps.push(Box::new(jsonl::JsonlTap::create(path)?));
@@ -60,4 +69,84 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(3));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// What a `--source` value names. The one place that reads it: video files and stream URLs are
+/// further variants here.
+#[derive(Debug, PartialEq)]
+enum SourceArg {
+    Camera(DeviceSpec),
+    Folder(PathBuf),
+}
+
+fn infer_source(value: &str) -> anyhow::Result<SourceArg> {
+    if value.is_empty() {
+        bail!("--source needs a value: a camera index (0), a device (/dev/video0) or a folder of frames");
+    }
+    if value.bytes().all(|b| b.is_ascii_digit()) || value.starts_with("/dev/") {
+        return Ok(SourceArg::Camera(DeviceSpec::parse(value)));
+    }
+    let path = Path::new(value);
+    if path.is_dir() {
+        return Ok(SourceArg::Folder(path.to_path_buf()));
+    }
+    if path.exists() {
+        bail!("--source {value}: is a file; perch reads a camera (0, /dev/video0) or a folder of frames (video files are not supported yet)");
+    }
+    bail!("--source {value}: no such folder, and not a camera (an index like 0, or a /dev/video* device)");
+}
+
+/// Replace the source's kind and locator; keys that belong to the other kind go back to their defaults.
+fn apply_source(src: &mut SourceConfig, arg: SourceArg) {
+    let defaults = SourceConfig::default();
+    match arg {
+        SourceArg::Camera(device) => {
+            if src.kind != SourceKind::Camera {
+                *src = SourceConfig { fps: src.fps, end_frame: src.end_frame, ..defaults };
+            }
+            src.kind = SourceKind::Camera;
+            src.device = Some(device);
+        }
+        SourceArg::Folder(path) => {
+            if src.kind != SourceKind::Replay {
+                *src = SourceConfig { fps: src.fps, end_frame: src.end_frame, ..defaults };
+            }
+            src.kind = SourceKind::Replay;
+            src.path = path;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kind_is_inferred_from_the_value() {
+        assert_eq!(infer_source("0").unwrap(), SourceArg::Camera(DeviceSpec::Index(0)));
+        assert_eq!(infer_source("/dev/video2").unwrap(), SourceArg::Camera(DeviceSpec::Path("/dev/video2".into())));
+        let by_id = "/dev/v4l/by-id/usb-046d_C920-video-index0";
+        assert_eq!(infer_source(by_id).unwrap(), SourceArg::Camera(DeviceSpec::Path(by_id.into())));
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/vtest");
+        assert_eq!(infer_source(dir).unwrap(), SourceArg::Folder(dir.into()));
+        let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
+        assert!(infer_source(file).unwrap_err().to_string().contains("is a file"));
+        let e = infer_source("datasets/nope").unwrap_err().to_string();
+        assert!(e.contains("no such folder") && e.contains("datasets/nope"), "{e}");
+        assert!(infer_source("").is_err());
+    }
+
+    #[test]
+    fn switching_kind_drops_the_other_kinds_keys() {
+        let mut src = SourceConfig { looping: true, start_frame: 5, fps: Some(5.0), ..Default::default() };
+        apply_source(&mut src, SourceArg::Camera(DeviceSpec::Index(1)));
+        assert_eq!((src.kind, src.device.clone(), src.looping, src.start_frame), (SourceKind::Camera, Some(DeviceSpec::Index(1)), false, 0));
+        assert_eq!(src.fps, Some(5.0), "the rate is shared");
+        src.width = Some(640);
+        src.height = Some(480);
+        apply_source(&mut src, SourceArg::Camera(DeviceSpec::Index(2)));
+        assert_eq!(src.width, Some(640), "same kind: the camera keys stay");
+        apply_source(&mut src, SourceArg::Folder("datasets/vtest".into()));
+        assert_eq!((src.kind, src.device.clone(), src.width), (SourceKind::Replay, None, None));
+    }
 }

@@ -269,6 +269,7 @@ fn start_context(fps: Option<f64>) -> StartContext {
             height: 576,
             fps,
             frames: None,
+            ..Default::default()
         },
         class_names: None,
         live: Arc::new(LiveStats::new(

@@ -22,7 +22,7 @@ impl CountingSource {
 
 impl Source for CountingSource {
     fn info(&self) -> SourceInfo {
-        SourceInfo { name: "counting".into(), width: 8, height: 4, fps: None, frames: Some(self.n) }
+        SourceInfo { name: "counting".into(), width: 8, height: 4, fps: None, frames: Some(self.n), ..Default::default() }
     }
     fn next_frame(&mut self, data: &mut FrameData) -> SourceEvent {
         if self.next >= self.n {
