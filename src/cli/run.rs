@@ -87,6 +87,9 @@ fn infer_source(value: &str) -> anyhow::Result<SourceArg> {
         return Ok(SourceArg::Camera(DeviceSpec::parse(value)));
     }
     let path = Path::new(value);
+    if leads_to_a_device(path) {
+        return Ok(SourceArg::Camera(DeviceSpec::Path(value.to_string())));
+    }
     if path.is_dir() {
         return Ok(SourceArg::Folder(path.to_path_buf()));
     }
@@ -96,23 +99,41 @@ fn infer_source(value: &str) -> anyhow::Result<SourceArg> {
     bail!("--source {value}: no such folder, and not a camera (an index like 0, or a /dev/video* device)");
 }
 
-/// Replace the source's kind and locator; keys that belong to the other kind go back to their defaults.
+/// A character device, or a link into /dev (a stable camera name kept elsewhere, e.g. by a udev rule).
+fn leads_to_a_device(path: &Path) -> bool {
+    use std::os::unix::fs::FileTypeExt;
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return false };
+    if meta.file_type().is_char_device() {
+        return true;
+    }
+    meta.file_type().is_symlink()
+        && std::fs::read_link(path).is_ok_and(|t| t.starts_with("/dev/") || (t.is_relative() && path.starts_with("/dev/")))
+}
+
+/// Replace the source's kind and locator. Keys only the other kind reads go back to their defaults
+/// (a replay's `loop` on a camera, a camera's `width` on a folder); shared keys (`fps`, `end_frame`)
+/// and keys of the new kind stay, so `--set source.width=640 --source 0` works in either order.
 fn apply_source(src: &mut SourceConfig, arg: SourceArg) {
     let defaults = SourceConfig::default();
     match arg {
         SourceArg::Camera(device) => {
-            if src.kind != SourceKind::Camera {
-                *src = SourceConfig { fps: src.fps, end_frame: src.end_frame, ..defaults };
-            }
             src.kind = SourceKind::Camera;
             src.device = Some(device);
+            src.path = defaults.path;
+            src.pacing = defaults.pacing;
+            src.looping = defaults.looping;
+            src.start_frame = defaults.start_frame;
         }
         SourceArg::Folder(path) => {
-            if src.kind != SourceKind::Replay {
-                *src = SourceConfig { fps: src.fps, end_frame: src.end_frame, ..defaults };
-            }
             src.kind = SourceKind::Replay;
             src.path = path;
+            src.device = None;
+            src.width = None;
+            src.height = None;
+            src.format = None;
+            src.timeout_ms = None;
+            src.reconnect_ms = None;
+            src.reconnect = None;
         }
     }
 }
@@ -134,19 +155,26 @@ mod tests {
         let e = infer_source("datasets/nope").unwrap_err().to_string();
         assert!(e.contains("no such folder") && e.contains("datasets/nope"), "{e}");
         assert!(infer_source("").is_err());
+        let link = std::env::temp_dir().join(format!("perch-source-link-{}", std::process::id()));
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink("/dev/video4", &link).unwrap();
+        let value = link.display().to_string();
+        assert_eq!(infer_source(&value).unwrap(), SourceArg::Camera(DeviceSpec::Path(value.clone())));
+        std::fs::remove_file(&link).unwrap();
     }
 
     #[test]
     fn switching_kind_drops_the_other_kinds_keys() {
-        let mut src = SourceConfig { looping: true, start_frame: 5, fps: Some(5.0), ..Default::default() };
+        let mut src = SourceConfig { looping: true, start_frame: 5, fps: Some(5.0), reconnect_ms: Some(50), ..Default::default() };
         apply_source(&mut src, SourceArg::Camera(DeviceSpec::Index(1)));
         assert_eq!((src.kind, src.device.clone(), src.looping, src.start_frame), (SourceKind::Camera, Some(DeviceSpec::Index(1)), false, 0));
-        assert_eq!(src.fps, Some(5.0), "the rate is shared");
+        assert_eq!((src.fps, src.reconnect_ms), (Some(5.0), Some(50)), "shared and camera keys set with --set stay");
         src.width = Some(640);
         src.height = Some(480);
         apply_source(&mut src, SourceArg::Camera(DeviceSpec::Index(2)));
         assert_eq!(src.width, Some(640), "same kind: the camera keys stay");
         apply_source(&mut src, SourceArg::Folder("datasets/vtest".into()));
-        assert_eq!((src.kind, src.device.clone(), src.width), (SourceKind::Replay, None, None));
+        assert_eq!((src.kind, src.device.clone(), src.width, src.reconnect_ms), (SourceKind::Replay, None, None, None));
+        assert_eq!(src.fps, Some(5.0));
     }
 }

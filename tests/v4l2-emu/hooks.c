@@ -86,6 +86,13 @@ static int dev_dir_done[16];
 
 static int ours(int fd) { return cfg.enabled && fd >= 0 && fd < MAX_FD && handles[fd].used; }
 
+/* glibc declares these path arguments nonnull, so the compiler would drop a plain NULL test; callers do
+ * pass NULL (Rust's std probes with statx(0, NULL, ...), expecting EFAULT). Read through a volatile. */
+static int given(const char *p) {
+    const char *volatile v = p;
+    return v != NULL;
+}
+
 static int parse_video_index(const char *path) {
     int n, len;
     if (sscanf(path, "/dev/video%d%n", &n, &len) == 1 && path[len] == 0) return n;
@@ -121,7 +128,7 @@ static int sysfs_text(const char *path, int idx, char *text, size_t cap) {
 /* -1: not our path; otherwise the fd or -1 with errno set via *handled. */
 static int emu_open(const char *path, int flags, int *handled) {
     *handled = 0;
-    if (!cfg.enabled || !path) return -1;
+    if (!cfg.enabled || !given(path)) return -1;
     int idx = parse_video_index(path);
     pthread_mutex_lock(&dev.mu);
     int present = dev.present, cur = dev.index;
@@ -165,11 +172,11 @@ static int emu_open(const char *path, int flags, int *handled) {
 EXPORT int open(const char *path, int flags, ...) { OPEN_BODY(real_open, path, flags) }
 EXPORT int open64(const char *path, int flags, ...) { OPEN_BODY(real_open64, path, flags) }
 EXPORT int openat(int dirfd, const char *path, int flags, ...) {
-    if (path[0] != '/') { resolve_real(); va_list ap; va_start(ap, flags); mode_t m = va_arg(ap, mode_t); va_end(ap); return real_openat(dirfd, path, flags, m); }
+    if (!given(path) || path[0] != '/') { resolve_real(); va_list ap; va_start(ap, flags); mode_t m = va_arg(ap, mode_t); va_end(ap); return real_openat(dirfd, path, flags, m); }
     OPEN_BODY(real_openat, dirfd, path, flags)
 }
 EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
-    if (path[0] != '/') { resolve_real(); va_list ap; va_start(ap, flags); mode_t m = va_arg(ap, mode_t); va_end(ap); return real_openat64(dirfd, path, flags, m); }
+    if (!given(path) || path[0] != '/') { resolve_real(); va_list ap; va_start(ap, flags); mode_t m = va_arg(ap, mode_t); va_end(ap); return real_openat64(dirfd, path, flags, m); }
     OPEN_BODY(real_openat64, dirfd, path, flags)
 }
 EXPORT int __open_2(const char *path, int flags) { return open(path, flags); }
@@ -180,7 +187,7 @@ static FILE *(*real_fopen64)(const char *, const char *);
 
 /* fopen (C++ streams, C tools) opens inside glibc without calling open(): serve the sysfs files here too. */
 static FILE *emu_fopen(const char *path, const char *mode, FILE *(*real)(const char *, const char *)) {
-    if (cfg.enabled && path && !strncmp(path, "/sys/", 5)) {
+    if (cfg.enabled && given(path) && !strncmp(path, "/sys/", 5)) {
         pthread_mutex_lock(&dev.mu);
         int present = dev.present, cur = dev.index;
         pthread_mutex_unlock(&dev.mu);
@@ -298,7 +305,7 @@ EXPORT int poll(struct pollfd *fds, nfds_t n, int timeout) {
 /* The node itself: a character device 81:<N> (the V4L2 major) in group video, as udev creates it.
  * Tools check it with stat() before opening (v4l2-ctl does). */
 static int node_path(const char *path) {
-    if (!cfg.enabled || !path) return 0;
+    if (!cfg.enabled || !given(path)) return 0;
     int idx = parse_video_index(path);
     if (idx < 0) return 0;
     pthread_mutex_lock(&dev.mu);
@@ -365,14 +372,14 @@ STAT_HOOK(lstat64, (const char *p, struct stat64 *st), real_lstat64(p, st), node
 STAT_HOOK(fstat, (int fd, struct stat *st), real_fstat(fd, st), ours(fd), struct stat, st)
 STAT_HOOK(fstat64, (int fd, struct stat64 *st), real_fstat64(fd, st), ours(fd), struct stat64, st)
 STAT_HOOK(fstatat, (int d, const char *p, struct stat *st, int fl), real_fstatat(d, p, st, fl),
-          (p[0] == '/' && node_path(p)) || (p[0] == 0 && (fl & AT_EMPTY_PATH) && ours(d)), struct stat, st)
+          given(p) && ((p[0] == '/' && node_path(p)) || (p[0] == 0 && (fl & AT_EMPTY_PATH) && ours(d))), struct stat, st)
 STAT_HOOK(fstatat64, (int d, const char *p, struct stat64 *st, int fl), real_fstatat64(d, p, st, fl),
-          (p[0] == '/' && node_path(p)) || (p[0] == 0 && (fl & AT_EMPTY_PATH) && ours(d)), struct stat64, st)
+          given(p) && ((p[0] == '/' && node_path(p)) || (p[0] == 0 && (fl & AT_EMPTY_PATH) && ours(d))), struct stat64, st)
 
 EXPORT int statx(int d, const char *p, int fl, unsigned mask, struct statx *sx) {
     resolve_real();
     resolve_stat();
-    if ((p[0] == '/' && node_path(p)) || (p[0] == 0 && (fl & AT_EMPTY_PATH) && ours(d))) {
+    if (given(p) && ((p[0] == '/' && node_path(p)) || (p[0] == 0 && (fl & AT_EMPTY_PATH) && ours(d)))) {
         memset(sx, 0, sizeof *sx);
         sx->stx_mask = STATX_BASIC_STATS;
         sx->stx_mode = S_IFCHR | 0660;
@@ -383,7 +390,7 @@ EXPORT int statx(int d, const char *p, int fl, unsigned mask, struct statx *sx) 
         sx->stx_rdev_minor = node_index();
         return 0;
     }
-    (void)mask;
+    /* Rust's std probes for statx with (0, NULL, 0, STATX_ALL, NULL), expecting EFAULT: forward it. */
     return real_statx(d, p, fl, mask, sx);
 }
 

@@ -132,7 +132,11 @@ static void *producer_main(void *arg) {
         next.tv_nsec += period_ns;
         while (next.tv_nsec >= 1000000000L) { next.tv_nsec -= 1000000000L; next.tv_sec++; }
         if (dev.stall_until_ms > 0 && nms < dev.stall_until_ms) continue;
-        if (cfg.unplug_after >= 0 && dev.produced >= cfg.unplug_after) { unplug_locked(); break; }
+        if (cfg.unplug_after >= 0 && dev.produced >= cfg.unplug_after && !dev.unplugged_once) {
+            dev.unplugged_once = 1; /* the fault happens once; the replugged camera keeps going */
+            unplug_locked();
+            break;
+        }
         long k = dev.produced++;
         uint32_t seq = dev.seq++;
         if (dev.nq == 0) { logf_("v4l2emu: frame %u dropped (no buffer queued)", seq); continue; }
@@ -154,7 +158,7 @@ static void *producer_main(void *arg) {
         dev.done[dev.nd++] = bi;
         uint64_t one = 1;
         ssize_t w = write(dev.owner, &one, sizeof one);
-        (void)w;
+        logf_("v4l2emu: frame %u (footage %ld) in buffer %d, %u bytes%s", seq, k % foot.n, bi, used, w == sizeof one ? "" : ", signal failed");
         pthread_cond_broadcast(&dev.cv);
     }
     pthread_mutex_unlock(&dev.mu);

@@ -123,6 +123,7 @@ struct device {
     uint32_t seq;              /* per stream, as a driver numbers frames */
     long produced;             /* frames produced in this process: footage index and fault clock */
     long stall_until_ms;
+    int unplugged_once;
 };
 extern struct device dev;
 extern struct handle handles[MAX_FD];

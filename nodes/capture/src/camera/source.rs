@@ -183,7 +183,7 @@ impl CameraSource {
                 tracing::info!(
                     "camera {} is back as {}: {} {}x{} @ {} fps",
                     self.name,
-                    cam.node,
+                    cam.node.path,
                     fourcc_str(cam.wire.fourcc),
                     cam.wire.width,
                     cam.wire.height,
