@@ -4,8 +4,11 @@
 #   gcc-aarch64-linux-gnu, libc6-dev-arm64-cross, qemu-user : the Jetson's aarch64 code, tested under emulation
 #   iproute2, util-linux                  : private network namespace (unshare -rn) for live DDS tests
 #   python3-venv                          : the reference checkers' virtual environments (PyPI)
+#   libclang-dev                          : bindgen for nokhwa's V4L2 bindings (perch's `camera` feature)
+#   libjpeg-dev, linux-libc-dev           : the V4L2 camera emulator of the camera tests (tests/v4l2-emu)
 set -euo pipefail
-PKGS=(pkg-config g++ gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user iproute2 util-linux python3-venv)
+PKGS=(pkg-config g++ gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user iproute2 util-linux python3-venv
+      libclang-dev libjpeg-dev linux-libc-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

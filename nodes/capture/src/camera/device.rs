@@ -36,7 +36,7 @@ pub struct Node {
 impl std::fmt::Display for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match &self.via {
-            Some(via) => write!(f, "{} ({via})", self.path),
+            Some(via) => write!(f, "{via} -> {}", self.path),
             None => f.write_str(&self.path),
         }
     }

@@ -112,7 +112,8 @@ impl CameraSource {
             width: cam.wire.width,
             height: cam.wire.height,
             fps: Some(fps),
-            frames: req.end_frame,
+            // Not known: `end_frame` bounds the index, and frames can be lost on the way.
+            frames: None,
             device: Some(cam.info.clone()),
         };
         Ok(Self {
