@@ -174,7 +174,7 @@ fn candidate_sizes(size: &FrameSizeEnum) -> Vec<(u32, u32)> {
     match size {
         FrameSizeEnum::Discrete(d) => vec![(d.width, d.height)],
         FrameSizeEnum::Stepwise(s) => {
-            let on_step = |v: u32, min: u32, step: u32| step == 0 || (v - min) % step == 0;
+            let on_step = |v: u32, min: u32, step: u32| step == 0 || (v - min).is_multiple_of(step);
             let mut v = vec![(s.min_width, s.min_height)];
             for (w, h) in [(320, 240), (640, 480), (1280, 720), (1920, 1080)] {
                 if (s.min_width..=s.max_width).contains(&w)

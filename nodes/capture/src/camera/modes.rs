@@ -28,7 +28,7 @@ impl Interval {
 
     /// nokhwa 0.10 sets frame rates as whole numbers: only `1/N`-like intervals can be requested.
     pub fn whole_fps(self) -> Option<u32> {
-        (self.numerator > 0 && self.denominator % self.numerator == 0).then(|| self.denominator / self.numerator)
+        (self.numerator > 0 && self.denominator.is_multiple_of(self.numerator)).then(|| self.denominator / self.numerator)
     }
 }
 

@@ -201,7 +201,7 @@ impl CameraSource {
             Err(e) => {
                 outage.attempts += 1;
                 self.counters.failed_attempts += 1;
-                if outage.attempts <= 1 || outage.attempts % 10 == 0 {
+                if outage.attempts <= 1 || outage.attempts.is_multiple_of(10) {
                     tracing::info!("camera {}: reconnect attempt {} failed: {e:#}", self.name, outage.attempts);
                 }
                 self.schedule(outage, Instant::now());
