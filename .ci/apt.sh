@@ -6,8 +6,11 @@
 #   python3-venv                          : the reference checkers' virtual environments (PyPI)
 #   ffmpeg                                : `perch run --save-video out.mp4` (an external encoder) and ffprobe, its test
 #   systemd                               : systemd-analyze verify of launch/perch.service
+#   libclang-dev                          : bindgen for nokhwa's V4L2 bindings (perch's `camera` feature)
+#   libjpeg-dev, linux-libc-dev           : the V4L2 camera emulator of the camera tests (tests/v4l2-emu)
 set -euo pipefail
-PKGS=(pkg-config g++ gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user iproute2 util-linux python3-venv ffmpeg systemd)
+PKGS=(pkg-config g++ gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user iproute2 util-linux python3-venv ffmpeg systemd
+      libclang-dev libjpeg-dev linux-libc-dev)
 missing=()
 for p in "${PKGS[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -9,4 +9,6 @@ python3 -c "import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]
 # perch binary's tests (`--features rerun`, including the end-to-end read-back): tested alone it
 # resolves ~30 shared dependencies with other features and rebuilds most of Rerun's tree (~13 min).
 # With PERCH_REQUIRE_FIXTURES=1 the read-back tests fail instead of skipping when the venv is missing.
-cargo test -p perch-rerun -p perch --features perch/rerun "$@"
+# `perch/camera` as in .ci/run's build of the binary (same features: the binary is built once); its
+# camera tests run against the V4L2 emulator (tests/v4l2-emu).
+cargo test -p perch-rerun -p perch --features perch/rerun,perch/camera "$@"

@@ -30,5 +30,5 @@ pub use pool::{FramePool, Pooled};
 pub use queue::QueuePolicy;
 pub use runtime::{Pipeline, StageSlot};
 pub use schedule::{FrameJob, LatencyEstimate, Schedule, ScheduleConfig, Scheduled};
-pub use source::{Clock, Source, SourceEvent, SourceInfo, SystemClock, VirtualClock};
+pub use source::{Clock, DeviceInfo, Source, SourceEvent, SourceInfo, SystemClock, VirtualClock};
 pub use stage::{Stage, StartContext, Tap};

@@ -281,18 +281,22 @@ fn run_capture(source: &mut dyn Source, mut downstream: Downstream, budget: Dura
     let mut hist = new_histogram();
     let mut last_live = Instant::now();
     let (mut seq, mut processed, mut errors) = (0u64, 0u64, 0u64);
+    // A buffer taken for a frame that did not come (`Idle`) waits for the next one.
+    let mut spare = None;
     while !ctx.stop.load(Ordering::SeqCst) {
         source.wait_until_due();
         if ctx.stop.load(Ordering::SeqCst) {
             break;
         }
-        let mut data = pool.take();
+        let mut data = spare.take().unwrap_or_else(|| pool.take());
         let enter = Instant::now();
         match source.next_frame(&mut data) {
             SourceEvent::Frame { source_index, source_ts } => {
                 let now = Instant::now();
+                // A camera's frame was captured before it was read: its exposure starts the clock.
+                let captured_at = source.captured_at().filter(|t| *t <= now).unwrap_or(now);
                 ctx.ledger.captured();
-                let mut frame = Frame::new(seq, source_index, source_ts, now, budget, data);
+                let mut frame = Frame::new(seq, source_index, source_ts, captured_at, budget, data);
                 frame.stamps[0].enter = Some(enter);
                 frame.stamps[0].leave = Some(now);
                 record(&mut hist, now - enter);
@@ -307,6 +311,7 @@ fn run_capture(source: &mut dyn Source, mut downstream: Downstream, budget: Dura
                 seq += 1;
                 tracing::warn!("frame {source_index} skipped: {what}");
             }
+            SourceEvent::Idle => spare = Some(data),
             SourceEvent::End => break,
         }
         if last_live.elapsed() >= LIVE_REFRESH {

@@ -48,7 +48,7 @@ struct WindowSource {
 
 impl Source for WindowSource {
     fn info(&self) -> SourceInfo {
-        SourceInfo { name: "window".into(), width: 64, height: 48, fps: None, frames: Some(FRAMES) }
+        SourceInfo { name: "window".into(), width: 64, height: 48, fps: None, frames: Some(FRAMES), ..Default::default() }
     }
     fn next_frame(&mut self, data: &mut FrameData) -> SourceEvent {
         if self.next == WINDOW.0 {

@@ -2,6 +2,7 @@
 //! [`Command`] (the table clap parses) and its file here.
 
 mod detect;
+mod devices;
 mod eval;
 mod inputs;
 mod info;
@@ -28,6 +29,11 @@ Examples:
       the default job with a higher threshold, people only, and an annotated video (needs ffmpeg)
   perch run --config configs/replay.toml --set source.fps=30 --set detect.schedule=async
       a 30 fps camera and a slower detector: every frame published, detections folded in late
+  perch run --config configs/nano.toml --source /dev/video0
+      the Nano profile on a USB camera (build with --features camera); --source 0 and
+      --source datasets/vtest work too
+  perch devices
+      the cameras present, with their formats, sizes and frame rates
   perch detect datasets/vtest/img1/000001.jpg --json
       detections of one image, in source pixels
   perch detect datasets/vtest/img1 --save
@@ -63,6 +69,8 @@ enum Command {
     Run(run::RunArgs),
     /// Detect objects in single images (like `yolo predict`).
     Detect(detect::DetectArgs),
+    /// List the cameras present with their formats, sizes and frame rates (needs `--features camera`).
+    Devices(devices::DevicesArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCommand),
@@ -95,7 +103,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Detect(args) => detect::run_detect(&args),
+        Command::Detect(args) => detect::run_detect(&args).map(|()| ExitCode::SUCCESS),
+        Command::Devices(args) => devices::run(&args),
         Command::Bench(BenchCommand::Detect(args)) => detect::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => model::run_import(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Quantize(args)) => quantize::run(&args).map(|()| ExitCode::SUCCESS),

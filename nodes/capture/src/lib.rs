@@ -1,5 +1,6 @@
 #![doc = include_str!("../README.md")]
 
+pub mod camera;
 pub mod pacing;
 pub mod replay;
 pub mod seqinfo;
@@ -9,6 +10,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+pub use camera::{CameraFormat, DeviceSpec, Reconnect};
 pub use pacing::{Pacer, Pacing};
 pub use replay::ReplaySource;
 pub use seqinfo::SeqInfo;
@@ -20,6 +22,9 @@ pub enum SourceKind {
     /// A folder of jpg/png frames in name order, optionally with a MOT-style `seqinfo.ini`.
     #[default]
     Replay,
+    /// A V4L2 camera (USB/UVC, or a CSI bridge that speaks V4L2): `device`, `width`, `height`,
+    /// `fps`, `format`, `timeout_ms`, `reconnect_ms`, `reconnect`.
+    Camera,
 }
 
 /// `[source]`.
@@ -38,11 +43,25 @@ pub struct SourceConfig {
     pub looping: bool,
     /// First frame to deliver, 0-based position in the sorted file list.
     pub start_frame: u64,
-    /// Stop before this frame (exclusive, 0-based); default: the end of the sequence.
+    /// Stop before this frame (exclusive, 0-based); default: the end of the sequence. A camera stops
+    /// before the frame with this index (its frames are numbered by the driver, lost ones included).
     pub end_frame: Option<u64>,
     /// Most pixels (width x height) a frame may claim; checked from the image header before any
     /// buffer is sized. A larger frame is a `decode_error` naming the file.
     pub max_pixels: u64,
+    /// Camera: an index (`0`), a node (`/dev/video2`) or a stable link (`/dev/v4l/by-id/...`); default `0`.
+    pub device: Option<DeviceSpec>,
+    /// Camera: frame size to ask for (both or neither; default: the offered size nearest 640x480).
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    /// Camera: `auto` (default), `mjpeg` or `yuyv`.
+    pub format: Option<CameraFormat>,
+    /// Camera: no frame for this long ends the stream and starts reconnecting (default 2000).
+    pub timeout_ms: Option<u64>,
+    /// Camera: time between reconnect attempts (default 1000).
+    pub reconnect_ms: Option<u64>,
+    /// Camera: reconnect attempts before giving up, or `"always"` (default).
+    pub reconnect: Option<Reconnect>,
 }
 
 impl Default for SourceConfig {
@@ -56,6 +75,13 @@ impl Default for SourceConfig {
             start_frame: 0,
             end_frame: None,
             max_pixels: perch_preprocess::DEFAULT_MAX_PIXELS,
+            device: None,
+            width: None,
+            height: None,
+            format: None,
+            timeout_ms: None,
+            reconnect_ms: None,
+            reconnect: None,
         }
     }
 }
@@ -90,6 +116,15 @@ impl SourceConfig {
 /// Open the configured source on the system clock.
 pub fn open(cfg: &SourceConfig) -> anyhow::Result<Box<dyn perch_pipeline::Source>> {
     match cfg.kind {
-        SourceKind::Replay => Ok(Box::new(ReplaySource::open(cfg, Arc::new(perch_pipeline::SystemClock))?)),
+        SourceKind::Replay => {
+            if let Some(key) = camera::settings::camera_keys_set(cfg).first() {
+                anyhow::bail!(
+                    "source.{key} is a camera key, but source.kind = \"replay\": set source.kind = \"camera\" \
+                     (or run with --source 0 / --source /dev/video0)"
+                );
+            }
+            Ok(Box::new(ReplaySource::open(cfg, Arc::new(perch_pipeline::SystemClock))?))
+        }
+        SourceKind::Camera => camera::open(cfg),
     }
 }

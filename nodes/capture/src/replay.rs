@@ -215,6 +215,7 @@ impl Source for ReplaySource {
             height: self.height,
             fps: self.fps,
             frames: (!self.looping).then_some(self.end - self.start),
+            device: None,
         }
     }
 

@@ -23,7 +23,7 @@ fn main() -> anyhow::Result<()> {
 
     let ledger = Arc::new(Ledger::new());
     let ctx = StartContext {
-        source: SourceInfo { name: "vtest".into(), width: w, height: h, fps: Some(10.0), frames: None },
+        source: SourceInfo { name: "vtest".into(), width: w, height: h, fps: Some(10.0), frames: None, ..Default::default() },
         class_names: Some(vec!["person".to_string()].into()),
         live: Arc::new(LiveStats::new(vec!["capture".into(), "detect".into()], ledger)),
         budget: Duration::from_millis(200),

@@ -33,7 +33,7 @@ fn start_context() -> StartContext {
     let ledger = Arc::new(Ledger::new());
     let names = STAGES.iter().map(|s| s.to_string()).collect();
     StartContext {
-        source: SourceInfo { name: "vtest".into(), width: 768, height: 576, fps: Some(10.0), frames: Some(200) },
+        source: SourceInfo { name: "vtest".into(), width: 768, height: 576, fps: Some(10.0), frames: Some(200), ..Default::default() },
         class_names: Some(CLASSES.iter().map(|s| s.to_string()).collect::<Vec<_>>().into()),
         live: Arc::new(LiveStats::new(names, ledger)),
         budget: Duration::from_millis(200),

@@ -86,7 +86,7 @@ fn main() -> anyhow::Result<()> {
     let live = Arc::new(LiveStats::new(vec!["capture".into(), "ros2".into()], ledger.clone()));
     let names: Arc<[String]> = vec!["person".to_string(), "bicycle".into(), "car".into()].into();
     let mut ctx = StartContext {
-        source: SourceInfo { name: "ros2_fixture".into(), width: 640, height: 480, fps: Some(10.0), frames: None },
+        source: SourceInfo { name: "ros2_fixture".into(), width: 640, height: 480, fps: Some(10.0), frames: None, ..Default::default() },
         live_source: true,
         class_names: Some(names),
         live: live.clone(),
