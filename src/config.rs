@@ -130,10 +130,11 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/replay.toml");
         let file: Config = perch_pipeline::config::load(Some(&path), &[]).unwrap();
         let builtin = Config::default();
-        assert_eq!(file.source, builtin.source);
+        let path = |s: &perch_capture::SourceConfig| perch_capture::SourceConfig { path: Default::default(), ..s.clone() };
+        assert_eq!(path(&file.source), path(&builtin.source));
         assert_eq!(file.detect.schedule, perch_pipeline::Schedule::Auto);
         assert_eq!(builtin.detect.schedule, perch_pipeline::Schedule::EveryFrame);
-        let file_detect = perch_detect::DetectConfig { schedule: builtin.detect.schedule, ..file.detect.clone() };
+        let file_detect = perch_detect::DetectConfig { schedule: builtin.detect.schedule, model: builtin.detect.model.clone(), ..file.detect.clone() };
         assert_eq!(file_detect, builtin.detect);
         assert_eq!(file.track, builtin.track);
     }

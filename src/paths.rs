@@ -206,7 +206,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// With no config, the defaults are the default job's (`configs/replay.toml`), paths included.
+    /// With no config, the defaults are the default job's (`configs/replay.toml`), paths included,
+    /// except the two keys its header names: the schedule and the budget.
     #[test]
     fn no_config_is_the_default_job() {
         let builtin = load_job(None, &[]).unwrap().config;
@@ -217,6 +218,13 @@ mod tests {
             c.source.path = PathBuf::new();
             c.detect.model = PathBuf::new();
             serde_json::to_value(&c).unwrap()
+        };
+        assert_eq!((file.detect.schedule, file.pipeline.budget_ms), (perch_pipeline::Schedule::Auto, 200.0));
+        assert_eq!((builtin.detect.schedule, builtin.pipeline.budget_ms), (perch_pipeline::Schedule::EveryFrame, 1500.0));
+        let file = Config {
+            detect: perch_detect::DetectConfig { schedule: builtin.detect.schedule, ..file.detect.clone() },
+            pipeline: builtin.pipeline.clone(),
+            ..file
         };
         assert_eq!(strip(builtin), strip(file), "configs/replay.toml and the built-in defaults differ");
     }
