@@ -86,12 +86,6 @@ pub trait Source: Send {
     /// waiting for the pipeline; a `keep_latest` first queue then drops stale frames, otherwise the
     /// source waits for room.
     fn is_live(&self) -> bool;
-
-    /// Source-specific counters for the report, shown in the `capture` stage's counters (read
-    /// after the last frame).
-    fn counters(&self) -> Vec<(String, u64)> {
-        Vec::new()
-    }
 }
 
 /// Time as the pacing code sees it; the real clock in production, a virtual one in tests.

@@ -124,7 +124,7 @@ pub fn start_context(fps: Option<f64>, stage_names: &[&str]) -> StartContext {
     let mut names = vec!["capture".to_string()];
     names.extend(stage_names.iter().map(|s| s.to_string()));
     StartContext {
-        source: SourceInfo { name: "test".into(), width: 768, height: 576, fps, frames: None },
+        source: SourceInfo { name: "test".into(), width: 768, height: 576, fps, frames: None, ..Default::default() },
         live_source: fps.is_some(),
         class_names: None,
         live: Arc::new(LiveStats::new(names, Arc::new(Ledger::new()))),
@@ -183,7 +183,7 @@ impl ScriptedSource {
 
 impl Source for ScriptedSource {
     fn info(&self) -> SourceInfo {
-        SourceInfo { name: "scripted".into(), width: 8, height: 4, fps: self.fps, frames: Some(self.n) }
+        SourceInfo { name: "scripted".into(), width: 8, height: 4, fps: self.fps, frames: Some(self.n), ..Default::default() }
     }
     fn wait_until_due(&mut self) {
         if !self.period.is_zero() && self.next < self.n {

@@ -103,7 +103,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run::run(args),
-        Command::Detect(args) => detect::run_detect(&args).map(|()| ExitCode::SUCCESS),
+        Command::Detect(args) => detect::run_detect(&args),
         Command::Devices(args) => devices::run(&args),
         Command::Bench(BenchCommand::Detect(args)) => detect::run_bench(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => model::run_import(&args).map(|()| ExitCode::SUCCESS),
