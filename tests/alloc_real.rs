@@ -209,9 +209,7 @@ impl perch_pipeline::Tap for EndOfWindow {
 #[test]
 fn allocations_per_frame_of_the_real_pipeline() {
     if !repo().join("models/yolov12n/model.safetensors").exists() {
-        let msg = "SKIPPED: models/yolov12n/model.safetensors missing";
-        assert!(std::env::var_os("PERCH_REQUIRE_FIXTURES").is_none(), "{msg}");
-        eprintln!("{msg}");
+        perch_pipeline::fixtures::missing("models/yolov12n/model.safetensors missing");
         return;
     }
     println!("heap allocations per frame, frames {}..{} of vtest, YOLOv12n @320:", WINDOW.0, WINDOW.1);

@@ -3,6 +3,8 @@
 //! real capture path runs: nokhwa's V4L2 backend, the v4l crate, perch's mmap queue and decoders.
 //!
 //! Needs the `camera` feature (the CI build has it), a C compiler and libjpeg (`.ci/apt.sh`).
+// Without the camera feature only the "clear error" test below is built.
+#![cfg_attr(not(feature = "camera"), allow(unused))]
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -36,7 +38,7 @@ fn camera_keys_on_a_replay_source_are_an_error() {
 #[cfg(not(feature = "camera"))]
 #[test]
 fn without_the_camera_feature_a_camera_is_a_clear_error() {
-    if std::env::var("PERCH_REQUIRE_FIXTURES").as_deref() == Ok("1") {
+    if perch_pipeline::fixtures::required() {
         panic!("PERCH_REQUIRE_FIXTURES=1: the camera tests need `--features camera` (see .ci/run)");
     }
     let out = perch().args(["run", "--source", "0"]).output().unwrap();

@@ -272,8 +272,7 @@ fn the_perch_home_is_found_next_to_the_executable_or_from_perch_home() {
 #[test]
 fn save_video_writes_an_mp4_through_ffmpeg() {
     if Command::new("ffmpeg").arg("-version").output().is_err() {
-        assert_ne!(std::env::var("PERCH_REQUIRE_FIXTURES").as_deref(), Ok("1"), "ffmpeg is required (apt-get install ffmpeg)");
-        eprintln!("SKIPPED save_video_writes_an_mp4_through_ffmpeg: no ffmpeg on PATH");
+        perch_pipeline::fixtures::missing("save_video_writes_an_mp4_through_ffmpeg: no ffmpeg on PATH (apt-get install ffmpeg)");
         return;
     }
     let dir = scratch("video");
