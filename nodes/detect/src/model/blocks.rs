@@ -415,6 +415,18 @@ pub(super) trait Convs {
 }
 
 macro_rules! convs_impl {
+    // A block of convs only, in forward order.
+    ($t:ty, [$($conv:ident),*]) => {
+        impl Convs for $t {
+            fn visit_convs<'a>(&'a self, f: &mut dyn FnMut(&'a Conv)) {
+                $(f(&self.$conv);)*
+            }
+            fn map_convs(&mut self, f: &mut dyn FnMut(&Conv) -> Result<Conv>) -> Result<()> {
+                $(self.$conv = f(&self.$conv)?;)*
+                Ok(())
+            }
+        }
+    };
     ($t:ty, [$($before:ident),*], $inner:ident, [$($after:ident),*]) => {
         impl Convs for $t {
             fn visit_convs<'a>(&'a self, f: &mut dyn FnMut(&'a Conv)) {
@@ -436,31 +448,9 @@ macro_rules! convs_impl {
     };
 }
 
-impl Convs for Bottleneck {
-    fn visit_convs<'a>(&'a self, f: &mut dyn FnMut(&'a Conv)) {
-        f(&self.cv1);
-        f(&self.cv2);
-    }
-    fn map_convs(&mut self, f: &mut dyn FnMut(&Conv) -> Result<Conv>) -> Result<()> {
-        self.cv1 = f(&self.cv1)?;
-        self.cv2 = f(&self.cv2)?;
-        Ok(())
-    }
-}
+convs_impl!(Bottleneck, [cv1, cv2]);
 
-impl Convs for AAttn {
-    fn visit_convs<'a>(&'a self, f: &mut dyn FnMut(&'a Conv)) {
-        f(&self.qkv);
-        f(&self.pe);
-        f(&self.proj);
-    }
-    fn map_convs(&mut self, f: &mut dyn FnMut(&Conv) -> Result<Conv>) -> Result<()> {
-        self.qkv = f(&self.qkv)?;
-        self.pe = f(&self.pe)?;
-        self.proj = f(&self.proj)?;
-        Ok(())
-    }
-}
+convs_impl!(AAttn, [qkv, pe, proj]);
 
 impl Convs for ABlock {
     fn visit_convs<'a>(&'a self, f: &mut dyn FnMut(&'a Conv)) {
@@ -497,14 +487,4 @@ convs_impl!(C3k, [cv1], m, [cv2, cv3]);
 convs_impl!(C2f, [cv1], m, [cv2]);
 convs_impl!(A2C2f, [cv1], m, [cv2]);
 
-impl Convs for Sppf {
-    fn visit_convs<'a>(&'a self, f: &mut dyn FnMut(&'a Conv)) {
-        f(&self.cv1);
-        f(&self.cv2);
-    }
-    fn map_convs(&mut self, f: &mut dyn FnMut(&Conv) -> Result<Conv>) -> Result<()> {
-        self.cv1 = f(&self.cv1)?;
-        self.cv2 = f(&self.cv2)?;
-        Ok(())
-    }
-}
+convs_impl!(Sppf, [cv1, cv2]);
