@@ -1,6 +1,7 @@
 //! `perch`: the real-time perception pipeline's command line (commands: [`cli`]).
 
 mod assemble;
+mod bench;
 mod cli;
 mod config;
 mod home;

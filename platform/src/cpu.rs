@@ -53,10 +53,8 @@ pub fn parse_cpuinfo(text: &str) -> CpuInfo {
             "CPU part" => set(&mut part),
             "CPU variant" => set(&mut variant),
             "CPU revision" => set(&mut revision),
-            "flags" | "Features" => {
-                if info.flags.is_empty() {
-                    info.flags = value.split_whitespace().map(str::to_string).collect();
-                }
+            "flags" | "Features" if info.flags.is_empty() => {
+                info.flags = value.split_whitespace().map(str::to_string).collect();
             }
             _ => {}
         }

@@ -1,6 +1,7 @@
 //! The `perch` command line: one file per command group. Adding a command is one variant of
 //! [`Command`] (the table clap parses) and its file here.
 
+mod bench;
 mod detect;
 mod devices;
 mod eval;
@@ -42,6 +43,14 @@ Examples:
       CPU, ISA features, the kernels that will run, cores, clocks, Jetson power mode, warnings
   perch bench detect --imgsz 640 --threads 2 --runs 30
       detector latency (median/p95/p99), cold start and peak memory
+  perch bench pipeline --plots out/bench
+      the whole pipeline at increasing input rates: the highest rate with < 5 % dropped frames
+  perch bench sustained --minutes 10
+      a steady run: throughput, latency, clocks, temperatures and energy per frame, minute by minute
+  perch bench cold-start
+      exec to the first published detection, in fresh processes
+  perch bench compare
+      perch f32/int8 against ONNX Runtime f32/static INT8, interleaved rounds (needs the detect venv)
   perch model import yolov8n.onnx -o models/yolov8n
       import an Ultralytics ONNX export
   perch model quantize models/yolov12n --calib datasets/vtest --frames 64 -o models/yolov12n-int8
@@ -88,6 +97,15 @@ enum Command {
 enum BenchCommand {
     /// Detector latency: cold start, per-frame median/p95/p99/min, peak RSS.
     Detect(detect::BenchArgs),
+    /// The whole pipeline at increasing input rates: the highest rate with < 5 % dropped, and its
+    /// per-stage latency, jitter, CPU per thread, memory, energy.
+    Pipeline(bench::PipelineArgs),
+    /// A steady run of N minutes: throughput and latency per window, clocks, temperatures, energy per frame.
+    Sustained(bench::SustainedArgs),
+    /// Exec to the first published detection, in fresh processes, with its parts.
+    ColdStart(bench::ColdStartArgs),
+    /// perch f32/int8 vs ONNX Runtime f32/static INT8: same export, tensors, threads; interleaved rounds.
+    Compare(bench::CompareArgs),
 }
 
 #[derive(Subcommand)]
@@ -106,6 +124,10 @@ pub fn main() -> ExitCode {
         Command::Detect(args) => detect::run_detect(&args),
         Command::Devices(args) => devices::run(&args),
         Command::Bench(BenchCommand::Detect(args)) => detect::run_bench(&args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchCommand::Pipeline(args)) => bench::run_pipeline(&args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchCommand::Sustained(args)) => bench::run_sustained(&args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchCommand::ColdStart(args)) => bench::run_cold_start(&args).map(|()| ExitCode::SUCCESS),
+        Command::Bench(BenchCommand::Compare(args)) => bench::run_compare(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Import(args)) => model::run_import(&args).map(|()| ExitCode::SUCCESS),
         Command::Model(ModelCommand::Quantize(args)) => quantize::run(&args).map(|()| ExitCode::SUCCESS),
         Command::Eval(cmd) => eval::run(&cmd).map(|()| ExitCode::SUCCESS),

@@ -48,6 +48,8 @@ pub struct DetectStage {
     work: Option<Scheduled<DetectJob>>,
     /// How long the warm-up pass took (seeds `auto`'s latency estimate).
     warm_up: Option<Duration>,
+    /// How long `Detector::load` took (reported as `model_load_us`: part of the cold start).
+    load: Duration,
     frames: u64,
     detections: u64,
 }
@@ -55,7 +57,9 @@ pub struct DetectStage {
 impl DetectStage {
     /// Load the model named by `config.model` (an imported directory) and check every key.
     pub fn new(config: &DetectConfig) -> anyhow::Result<Self> {
+        let t0 = Instant::now();
         let detector = Detector::load(config)?;
+        let load = t0.elapsed();
         let class_names = Arc::from(detector.class_names().to_vec());
         Ok(Self {
             config: config.clone(),
@@ -64,6 +68,7 @@ impl DetectStage {
             live: None,
             work: None,
             warm_up: None,
+            load,
             frames: 0,
             detections: 0,
         })
@@ -161,6 +166,11 @@ impl Stage for DetectStage {
     /// `frames` (results put on a frame), `detections` (boxes in them), and the schedule's counters.
     fn counters(&self) -> Vec<(String, u64)> {
         let mut c = vec![("frames".into(), self.frames), ("detections".into(), self.detections)];
+        // The cold start's parts (`perch bench cold-start`).
+        c.push(("model_load_us".into(), self.load.as_micros() as u64));
+        if let Some(w) = self.warm_up {
+            c.push(("warm_up_us".into(), w.as_micros() as u64));
+        }
         if let Some(work) = &self.work {
             c.extend(work.counters());
         }

@@ -12,9 +12,11 @@ use plotters::style::FontStyle;
 
 use super::table::{QuantTable, Runtime};
 
-const FONT: &str = "sans-serif";
+/// The family name the embedded font is registered under (other plots of perch use it too).
+pub const FONT: &str = "sans-serif";
 
-fn register_font() -> anyhow::Result<()> {
+/// Register the embedded font once (before any text is drawn).
+pub fn register_font() -> anyhow::Result<()> {
     static ONCE: Once = Once::new();
     let mut res = Ok(());
     ONCE.call_once(|| {
@@ -134,7 +136,11 @@ pub fn render(t: &QuantTable, w: u32, h: u32) -> anyhow::Result<Vec<u8>> {
 /// Writes the scatter to `path` as PNG.
 pub fn write_png(t: &QuantTable, path: &Path) -> anyhow::Result<()> {
     let (w, h) = (1000, 640);
-    let buf = render(t, w, h)?;
+    save_png(render(t, w, h)?, w, h, path)
+}
+
+/// Encode an RGB pixel buffer (`w` x `h`) as PNG at `path`, through a temporary name.
+pub fn save_png(buf: Vec<u8>, w: u32, h: u32, path: &Path) -> anyhow::Result<()> {
     let img = image::RgbImage::from_raw(w, h, buf).context("plot buffer size")?;
     if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
