@@ -2,58 +2,13 @@
 //! counters are rewritten between samples in a temporary copy, with sample times made up on the caller's
 //! clock (no sleeps); `process` on a fake /proc/self (tests/fixtures/proc-self) and on this process.
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use perch_platform::process::{peak_rss_kib, process_cpu_s, reset_peak_rss, rss_kib, thread_times};
 use perch_platform::{EnergyMeter, EnergyReading, SysRoot};
 
-/// A private copy of fixture `name`, removed on drop.
-struct Copy(PathBuf);
-
-impl Copy {
-    fn new(name: &str, tag: &str) -> Self {
-        let dst = std::env::temp_dir().join(format!("perch-platform-ep-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dst);
-        copy_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name), &dst);
-        Self(dst)
-    }
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.0.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    fn remove(&self, rel: &str) {
-        let p = self.0.join(rel);
-        if p.is_dir() {
-            std::fs::remove_dir_all(p).unwrap();
-        } else {
-            std::fs::remove_file(p).unwrap();
-        }
-    }
-    fn root(&self) -> SysRoot {
-        SysRoot::new(&self.0)
-    }
-}
-
-impl Drop for Copy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), to).unwrap();
-        }
-    }
-}
+mod common;
+use common::Copy;
 
 const RAPL: &str = "sys/class/powercap";
 const MAX_UJ: u64 = 262143328850;

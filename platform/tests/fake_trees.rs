@@ -9,52 +9,8 @@ fn fixture() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/jetson-nano")
 }
 
-/// A private copy of the fixture tree, removed on drop.
-struct Copy(PathBuf);
-
-impl Copy {
-    fn new(tag: &str) -> Self {
-        let dst = std::env::temp_dir().join(format!("perch-platform-{tag}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dst);
-        copy_dir(&fixture(), &dst);
-        Self(dst)
-    }
-    fn write(&self, rel: &str, text: &str) {
-        let p = self.0.join(rel);
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, text).unwrap();
-    }
-    fn remove(&self, rel: &str) {
-        let p = self.0.join(rel);
-        if p.is_dir() {
-            std::fs::remove_dir_all(p).unwrap();
-        } else {
-            std::fs::remove_file(p).unwrap();
-        }
-    }
-    fn read(&self) -> Platform {
-        Platform::read(&SysRoot::new(&self.0))
-    }
-}
-
-impl Drop for Copy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn copy_dir(src: &Path, dst: &Path) {
-    std::fs::create_dir_all(dst).unwrap();
-    for e in std::fs::read_dir(src).unwrap() {
-        let e = e.unwrap();
-        let to = dst.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to);
-        } else {
-            std::fs::copy(e.path(), to).unwrap();
-        }
-    }
-}
+mod common;
+use common::Copy;
 
 fn codes(p: &Platform, threads: Option<usize>) -> Vec<&'static str> {
     p.warnings(threads).into_iter().map(|w| w.code).collect()
@@ -113,7 +69,7 @@ fn jetson_nano_maxn() {
 
 #[test]
 fn nano_in_5w_mode() {
-    let t = Copy::new("5w");
+    let t = Copy::new("jetson-nano", "5w");
     t.write("var/lib/nvpmodel/status", "pmode:0001\n");
     t.write("sys/devices/system/cpu/online", "0-1\n");
     t.write("sys/devices/system/cpu/offline", "2-3\n");
@@ -125,7 +81,7 @@ fn nano_in_5w_mode() {
         t.remove(&format!("sys/devices/system/cpu/cpu{cpu}/cpufreq"));
         t.write(&format!("sys/devices/system/cpu/cpu{cpu}/online"), "0\n");
     }
-    let p = t.read();
+    let p = Platform::read(&t.root());
     let mode = p.nvpmodel.as_ref().unwrap();
     assert_eq!((mode.id, mode.name.as_deref()), (Some(1), Some("5W")));
     assert_eq!(p.cores.offline(), [2, 3]);
@@ -140,7 +96,7 @@ fn nano_in_5w_mode() {
 
 #[test]
 fn powersave_and_throttling() {
-    let t = Copy::new("hot");
+    let t = Copy::new("jetson-nano", "hot");
     t.write("sys/devices/system/cpu/cpu1/cpufreq/scaling_governor", "powersave\n");
     t.write("sys/class/thermal/thermal_zone1/temp", "97500\n");
     t.write("sys/class/thermal/cooling_device0/type", "cpufreq-cpu0\n");
@@ -148,7 +104,7 @@ fn powersave_and_throttling() {
     t.write("sys/class/thermal/cooling_device0/max_state", "14\n");
     t.write("sys/class/thermal/cooling_device1/type", "pwm-fan\n");
     t.write("sys/class/thermal/cooling_device1/cur_state", "255\n");
-    let p = t.read();
+    let p = Platform::read(&t.root());
     assert_eq!(codes(&p, None), ["governor_powersave", "thermal_throttling"]);
     let w = p.warnings(None);
     assert!(w[0].message.contains("cpu1"), "{}", w[0].message);
@@ -158,14 +114,14 @@ fn powersave_and_throttling() {
 
 #[test]
 fn missing_and_garbled_files_are_not_available() {
-    let t = Copy::new("broken");
+    let t = Copy::new("jetson-nano", "broken");
     t.remove("proc/cpuinfo");
     t.remove("var/lib/nvpmodel");
     t.write("sys/devices/system/cpu/online", "garbage\n");
     t.write("sys/devices/system/cpu/cpu0/cpufreq/scaling_cur_freq", "fast\n");
     t.write("sys/class/thermal/thermal_zone1/temp", "\n");
     std::fs::write(t.0.join("etc/nvpmodel.conf"), [0xff, 0xfe, 0x00]).unwrap();
-    let p = t.read();
+    let p = Platform::read(&t.root());
     assert!(p.cpu.is_none() && p.isa.is_none());
     assert_eq!(p.cores.online, None);
     assert_eq!(p.clocks[0].cur_khz, None);
@@ -183,9 +139,9 @@ fn missing_and_garbled_files_are_not_available() {
 
 #[test]
 fn nvpmodel_default_when_no_status() {
-    let t = Copy::new("default");
+    let t = Copy::new("jetson-nano", "default");
     t.remove("var/lib/nvpmodel/status");
-    let mode = t.read().nvpmodel.unwrap();
+    let mode = Platform::read(&t.root()).nvpmodel.unwrap();
     assert_eq!((mode.id, mode.name.as_deref(), mode.source), (Some(0), Some("MAXN"), Some("default")));
 }
 

@@ -6,8 +6,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::anyhow;
-use perch_detect::eval::plot::{register_font, save_png, FONT};
+use perch_detect::eval::plot::{draw_err as err, figure, legend, save_png, FONT};
 use plotters::prelude::*;
 
 use super::step::Step;
@@ -24,10 +23,6 @@ const COLORS: [RGBColor; 6] = [
     RGBColor(0, 0, 0),
 ];
 
-fn err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
-    anyhow!("drawing the plot: {e:?}")
-}
-
 /// Sorted values as CDF points (value, fraction <= value).
 fn cdf(mut v: Vec<f64>) -> Vec<(f64, f64)> {
     v.sort_by(f64::total_cmp);
@@ -36,7 +31,6 @@ fn cdf(mut v: Vec<f64>) -> Vec<(f64, f64)> {
 }
 
 pub fn latency_cdf(step: &Step, title: &str, path: &Path) -> anyhow::Result<()> {
-    register_font()?;
     let s = &step.samples;
     let mut series: Vec<(String, Vec<(f64, f64)>)> = step
         .stages
@@ -48,11 +42,8 @@ pub fn latency_cdf(step: &Step, title: &str, path: &Path) -> anyhow::Result<()> 
     series.push(("end to end".into(), cdf((0..s.len()).map(|i| s.end_to_end_ms(i)).collect())));
     anyhow::ensure!(series.iter().any(|(_, p)| !p.is_empty()), "nothing to plot: no published frame");
     let xmax = series.iter().flat_map(|(_, p)| p.last()).map(|p| p.0).fold(1.0, f64::max) * 1.5;
-    let mut buf = vec![0u8; (W * H * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
+    let buf = figure(W, H, |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 20))
             .margin(18)
             .x_label_area_size(50)
@@ -75,31 +66,19 @@ pub fn latency_cdf(step: &Step, title: &str, path: &Path) -> anyhow::Result<()> 
                 .label(name.clone())
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
+    })?;
     save_png(buf, W, H, path)
 }
 
 pub fn latency_over_time(step: &Step, title: &str, path: &Path) -> anyhow::Result<()> {
-    register_font()?;
     let s = &step.samples;
     anyhow::ensure!(s.len() > 0, "nothing to plot: no published frame");
     let pts: Vec<(f64, f64)> = (0..s.len()).map(|i| (s.published_s(i), s.end_to_end_ms(i))).collect();
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max);
     let ymax = pts.iter().map(|p| p.1).fold(1.0, f64::max) * 1.1;
-    let mut buf = vec![0u8; (W * H * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
-        let mut chart = ChartBuilder::on(&root)
+    let buf = figure(W, H, |root| {
+        let mut chart = ChartBuilder::on(root)
             .caption(title, (FONT, 20))
             .margin(18)
             .x_label_area_size(50)
@@ -127,32 +106,20 @@ pub fn latency_over_time(step: &Step, title: &str, path: &Path) -> anyhow::Resul
                 .label(label)
                 .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperRight)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
+        legend(&mut chart, SeriesLabelPosition::UpperRight)
+    })?;
     save_png(buf, W, H, path)
 }
 
 pub fn drop_vs_rate(b: &PipelineBench, path: &Path) -> anyhow::Result<()> {
-    register_font()?;
     let mut pts: Vec<(f64, f64, f64)> = b.steps.iter().map(|s| (s.rate_fps.unwrap_or(0.0), s.drop_fraction * 100.0, s.output_fps)).collect();
     anyhow::ensure!(!pts.is_empty(), "nothing to plot: no step");
     pts.sort_by(|a, b| a.0.total_cmp(&b.0));
     let xmax = pts.iter().map(|p| p.0).fold(1.0, f64::max) * 1.1;
     let ymax = pts.iter().map(|p| p.1).fold(10.0, f64::max).min(100.0) * 1.1;
-    let mut buf = vec![0u8; (W * H * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (W, H)).into_drawing_area();
-        root.fill(&WHITE).map_err(err)?;
+    let buf = figure(W, H, |root| {
         let caption = format!("dropped frames vs input rate ({:.0} s per rate)", b.step_s);
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(caption, (FONT, 20))
             .margin(18)
             .x_label_area_size(50)
@@ -189,16 +156,8 @@ pub fn drop_vs_rate(b: &PipelineBench, path: &Path) -> anyhow::Result<()> {
                 .label(format!("peak {peak:.1} fps"))
                 .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], g.stroke_width(1)));
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(err)?;
-        root.present().map_err(err)?;
-    }
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)
+    })?;
     save_png(buf, W, H, path)
 }
 

@@ -26,6 +26,36 @@ pub fn register_font() -> anyhow::Result<()> {
     res
 }
 
+/// Draw a `w` x `h` figure on white with `draw` and return its RGB pixels (for [`save_png`]).
+pub fn figure(w: u32, h: u32, draw: impl FnOnce(&DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>) -> anyhow::Result<()>) -> anyhow::Result<Vec<u8>> {
+    register_font()?;
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(draw_err)?;
+        draw(&root)?;
+        root.present().map_err(draw_err)?;
+    }
+    Ok(buf)
+}
+
+/// A plotters drawing error as an anyhow error.
+pub fn draw_err<E: std::error::Error + Send + Sync>(e: DrawingAreaErrorKind<E>) -> anyhow::Error {
+    anyhow!("drawing the plot: {e:?}")
+}
+
+/// The legend box every perch figure uses, at `pos`.
+pub fn legend<'a, CT: plotters::coord::CoordTranslate>(chart: &mut ChartContext<'a, BitMapBackend<'a>, CT>, pos: SeriesLabelPosition) -> anyhow::Result<()> {
+    chart
+        .configure_series_labels()
+        .position(pos)
+        .label_font((FONT, 15))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(draw_err)
+}
+
 /// One point of the scatter.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Point {
@@ -54,28 +84,23 @@ pub fn points(t: &QuantTable) -> Vec<Point> {
 
 /// Renders the scatter as RGB pixels (`w` x `h`).
 pub fn render(t: &QuantTable, w: u32, h: u32) -> anyhow::Result<Vec<u8>> {
-    register_font()?;
     let pts = points(t);
     anyhow::ensure!(!pts.is_empty(), "nothing to plot: no row has both a latency and an agreement mAP");
     let xmax = pts.iter().map(|p| p.latency_ms).fold(0.0, f64::max) * 1.15;
     let ymin = pts.iter().map(|p| p.map50_95).fold(1.0, f64::min);
     let ymin = ((ymin - 0.05).max(0.0) * 20.0).floor() / 20.0;
-    let mut buf = vec![0u8; (w * h * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        let e = |e: DrawingAreaErrorKind<_>| anyhow!("drawing the plot: {e:?}");
-        root.fill(&WHITE).map_err(e)?;
+    figure(w, h, |root| {
         let caption = format!(
             "{}: latency vs agreement mAP50-95 ({} threads, {} held-out frames)",
             t.model, t.protocol.threads, t.heldout.count
         );
-        let mut chart = ChartBuilder::on(&root)
+        let mut chart = ChartBuilder::on(root)
             .caption(caption, (FONT, 20))
             .margin(18)
             .x_label_area_size(50)
             .y_label_area_size(70)
             .build_cartesian_2d(0.0..xmax.max(1.0), ymin..1.005)
-            .map_err(e)?;
+            .map_err(draw_err)?;
         chart
             .configure_mesh()
             .x_desc("latency, median per frame (ms)")
@@ -85,7 +110,7 @@ pub fn render(t: &QuantTable, w: u32, h: u32) -> anyhow::Result<Vec<u8>> {
             .label_style((FONT, 15))
             .axis_desc_style((FONT, 16))
             .draw()
-            .map_err(e)?;
+            .map_err(draw_err)?;
         let perch_c = RGBColor(31, 119, 180);
         let peer_c = RGBColor(214, 96, 39);
         let mut sizes: Vec<u32> = pts.iter().map(|p| p.imgsz).collect();
@@ -109,7 +134,7 @@ pub fn render(t: &QuantTable, w: u32, h: u32) -> anyhow::Result<Vec<u8>> {
                             + marker
                             + Text::new(p.label.clone(), (9, -14), (FONT, 14).into_font().color(&BLACK))
                     }))
-                    .map_err(e)?;
+                    .map_err(draw_err)?;
                 let who = if peer { "ONNX Runtime" } else { "perch" };
                 series.label(format!("{who} @{size}")).legend(move |(x, y)| {
                     if si == 0 {
@@ -120,17 +145,8 @@ pub fn render(t: &QuantTable, w: u32, h: u32) -> anyhow::Result<Vec<u8>> {
                 });
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .label_font((FONT, 15))
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(e)?;
-        root.present().map_err(e)?;
-    }
-    Ok(buf)
+        legend(&mut chart, SeriesLabelPosition::LowerRight)
+    })
 }
 
 /// Writes the scatter to `path` as PNG.
