@@ -23,7 +23,33 @@ use crate::config::Config;
 struct Shared {
     /// The thresholds the detector reads every frame; ROS 2 parameter services write them.
     params: Arc<LiveParams>,
+    /// perch's one ROS 2 node, opened by whichever needs it first (a `kind = "ros2"` source, the
+    /// `ros2` stage) and shared by both, so perch is a single node in the ROS graph.
+    #[cfg(feature = "ros2")]
+    ros2_node: std::cell::OnceCell<perch_ros2::Ros2Node>,
 }
+
+impl Shared {
+    fn new(cfg: &Config) -> Self {
+        Self {
+            params: Arc::new(LiveParams::new(cfg.detect.conf, cfg.detect.iou)),
+            #[cfg(feature = "ros2")]
+            ros2_node: std::cell::OnceCell::new(),
+        }
+    }
+
+    #[cfg(feature = "ros2")]
+    fn ros2_node(&self, cfg: &Config) -> anyhow::Result<perch_ros2::Ros2Node> {
+        if let Some(node) = self.ros2_node.get() {
+            return Ok(node.clone());
+        }
+        let node = perch_ros2::Ros2Node::open(&cfg.ros2, self.params.clone())?;
+        Ok(self.ros2_node.get_or_init(|| node).clone())
+    }
+}
+
+/// How a stage is built from the config: `None` when its own section leaves it out.
+type BuildStage = fn(&Config, &Shared) -> anyhow::Result<Option<Box<dyn Stage>>>;
 
 /// One stage of the pipeline.
 struct StageEntry {
@@ -34,7 +60,7 @@ struct StageEntry {
     /// Stages that must be enabled for this one to run, and why.
     needs: Option<(&'static str, &'static str)>,
     /// Builds the stage, or `None` when its own section leaves it out (e.g. `ros2.enabled = false`).
-    build: fn(&Config, &Shared) -> anyhow::Result<Option<Box<dyn Stage>>>,
+    build: BuildStage,
 }
 
 /// The stages in pipeline order: capture → [test_delay] → preprocess → detect → track → [ros2].
@@ -119,14 +145,19 @@ pub fn validate(cfg: &Config) -> anyhow::Result<Vec<(&'static str, StageRuntimeC
         }
     }
     check_schedule(cfg, enabled("detect"), enabled("track"))?;
+    #[cfg(feature = "ros2")]
+    if cfg.source.kind == perch_capture::SourceKind::Ros2 {
+        perch_capture::keys::check(&cfg.source)?;
+        ros2_source_config(&cfg.source).validate()?;
+    }
     Ok(settings)
 }
 
 pub fn assemble(cfg: &Config) -> anyhow::Result<Pipeline> {
     // Every key is checked before anything is built or opened.
     let settings = validate(cfg)?;
-    let source = perch_capture::open(&cfg.source)?;
-    let shared = Shared { params: Arc::new(LiveParams::new(cfg.detect.conf, cfg.detect.iou)) };
+    let shared = Shared::new(cfg);
+    let source = open_source(cfg, &shared)?;
     let mut stages: Vec<StageSlot> = Vec::new();
     for (entry, (_, rt)) in STAGES.iter().zip(&settings) {
         if !rt.enabled {
@@ -140,6 +171,37 @@ pub fn assemble(cfg: &Config) -> anyhow::Result<Pipeline> {
     let mut taps: Vec<Box<dyn Tap>> = Vec::new();
     add_rerun(cfg, &mut taps)?;
     Ok(Pipeline { source, stages, taps, budget: cfg.pipeline.budget(), pool_size: cfg.pipeline.pool_size })
+}
+
+/// The configured source. `kind = "ros2"` subscribes on perch's ROS 2 node (perch-ros2; perch-capture
+/// knows no ROS); every other kind is perch-capture's.
+fn open_source(cfg: &Config, shared: &Shared) -> anyhow::Result<Box<dyn perch_pipeline::Source>> {
+    match cfg.source.kind {
+        #[cfg(feature = "ros2")]
+        perch_capture::SourceKind::Ros2 => {
+            // `validate` checked the keys; nothing is opened before they are.
+            let node = shared.ros2_node(cfg)?;
+            perch_ros2::open_image_source(&node, &ros2_source_config(&cfg.source))
+        }
+        _ => {
+            let _ = shared;
+            perch_capture::open(&cfg.source)
+        }
+    }
+}
+
+/// `[source]` as perch-ros2 reads it: the message type follows the topic's name unless
+/// `source.message` says otherwise; `source.qos` keys override the sensor-data profile one by one.
+#[cfg(feature = "ros2")]
+fn ros2_source_config(src: &perch_capture::SourceConfig) -> perch_ros2::ImageSourceConfig {
+    let topic = src.topic.clone().unwrap_or_default();
+    perch_ros2::ImageSourceConfig {
+        message: src.message.unwrap_or_else(|| perch_pipeline::ImageMessage::for_topic(&topic)),
+        qos: src.qos.clone().unwrap_or_default().over(perch_pipeline::QosConfig::sensor_data()),
+        max_pixels: src.max_pixels,
+        end_frame: src.end_frame,
+        topic,
+    }
 }
 
 /// The rules between `[detect]`, `[stages.track]` and `[source]` (see the module docs).
@@ -172,7 +234,7 @@ fn build_ros2(cfg: &Config, shared: &Shared) -> anyhow::Result<Option<Box<dyn St
     if !cfg.ros2.enabled {
         return Ok(None);
     }
-    Ok(Some(Box::new(perch_ros2::Ros2PublishStage::with_params(&cfg.ros2, shared.params.clone())?)))
+    Ok(Some(Box::new(perch_ros2::Ros2PublishStage::on_node(shared.ros2_node(cfg)?)?)))
 }
 
 #[cfg(not(feature = "ros2"))]
@@ -216,6 +278,30 @@ mod tests {
 
     fn setting(cfg: &Config, name: &str) -> StageRuntimeConfig {
         stage_settings(cfg).unwrap().into_iter().find(|(n, _)| *n == name).unwrap().1
+    }
+
+    #[cfg(feature = "ros2")]
+    #[test]
+    fn a_ros2_source_reads_topic_message_and_qos_overrides() {
+        use perch_pipeline::{ImageMessage, QosConfig, ReliabilityKind};
+        let cfg = load(&["source.kind=\"ros2\"", "source.topic=\"/cam/image_raw/compressed\"", "source.end_frame=20"]);
+        validate(&cfg).unwrap();
+        let src = ros2_source_config(&cfg.source);
+        assert_eq!((src.topic.as_str(), src.message, src.end_frame), ("/cam/image_raw/compressed", ImageMessage::Compressed, Some(20)));
+        assert_eq!(src.qos, QosConfig::sensor_data());
+        let cfg = load(&["source.kind=\"ros2\"", "source.topic=\"/cam/image\"", "source.qos.reliability=\"reliable\"", "source.message=\"image\""]);
+        let src = ros2_source_config(&cfg.source);
+        assert_eq!((src.message, src.qos.reliability, src.qos.history_depth), (ImageMessage::Image, ReliabilityKind::Reliable, 1));
+        // Bad values are refused by `validate`, before any DDS participant exists.
+        for (sets, key) in [
+            (vec!["source.kind=\"ros2\""], "source.topic"),
+            (vec!["source.kind=\"ros2\"", "source.topic=\"/a b\""], "source.topic"),
+            (vec!["source.kind=\"ros2\"", "source.topic=\"/cam\"", "source.qos.history_depth=0"], "source.qos.history_depth"),
+            (vec!["source.kind=\"ros2\"", "source.topic=\"/cam\"", "source.width=640"], "source.width"),
+        ] {
+            let e = validate(&load(&sets)).unwrap_err().to_string();
+            assert!(e.contains(key), "{sets:?}: {e}");
+        }
     }
 
     #[test]

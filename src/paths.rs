@@ -87,7 +87,7 @@ pub fn load_job(config: Option<&Path>, sets: &[String]) -> anyhow::Result<Job> {
     let mut home_errors: Vec<(&PathKey, String)> = Vec::new();
     for pk in PATH_KEYS {
         let Some(default) = pk.home_default else { continue };
-        if get_str(&table, pk).is_some() {
+        if get_str(&table, pk).is_some() || !takes_home_default(&table, pk) {
             continue;
         }
         match home::find(Path::new(default)) {
@@ -106,6 +106,17 @@ pub fn load_job(config: Option<&Path>, sets: &[String]) -> anyhow::Result<Job> {
     let cfg: Config = from_table(toml::Value::Table(table), &origin_name)?;
     check_inputs(&cfg, &origins, &home_errors)?;
     Ok(Job { config: cfg })
+}
+
+/// Whether an unset key gets its default from the perch home. `source.path` only for a replay: the
+/// other kinds do not read a folder (a video names its own file), and a filled-in path would count
+/// as set, which the source key check refuses (`source.path is a replay/video-file key`).
+fn takes_home_default(table: &toml::Table, pk: &PathKey) -> bool {
+    if (pk.section, pk.key) != ("source", "path") {
+        return true;
+    }
+    let kind = table.get("source").and_then(|s| s.as_table()).and_then(|s| s.get("kind")).and_then(|k| k.as_str());
+    matches!(kind, None | Some("replay"))
 }
 
 fn get_str(table: &toml::Table, pk: &PathKey) -> Option<String> {
@@ -188,6 +199,19 @@ mod tests {
         let job = load_job(Some(&repo().join("configs/replay.toml")), &[]).unwrap();
         assert_eq!(canon(&job.config.source.path), canon(&repo().join("datasets/vtest")));
         assert_eq!(canon(&job.config.detect.model), canon(&repo().join("models/yolov12n")));
+    }
+
+    /// Only a replay reads a folder: the other kinds keep `source.path` unset, so the source key
+    /// check does not take the home's vtest folder for a path the config set.
+    #[test]
+    fn the_home_folder_is_a_replay_default_only() {
+        let job = load_job(Some(&repo().join("configs/ros2-node.toml")), &[]).unwrap();
+        assert_eq!(job.config.source.path, perch_capture::SourceConfig::default().path);
+        perch_capture::keys::check(&job.config.source).unwrap();
+        let job = load_job(None, &["source.kind=\"camera\"".into()]).unwrap();
+        perch_capture::keys::check(&job.config.source).unwrap();
+        let job = load_job(None, &[]).unwrap();
+        assert_eq!(canon(&job.config.source.path), canon(&repo().join("datasets/vtest")));
     }
 
     #[test]

@@ -11,4 +11,4 @@ python3 -c "import ast, sys; [ast.parse(open(f).read(), f) for f in sys.argv[1:]
 # With PERCH_REQUIRE_FIXTURES=1 the read-back tests fail instead of skipping when the venv is missing.
 # `perch/camera` as in .ci/run's build of the binary (same features: the binary is built once); its
 # camera tests run against the V4L2 emulator (tests/v4l2-emu).
-cargo test -p perch-rerun -p perch --features perch/rerun,perch/camera "$@"
+cargo test -p perch-rerun -p perch --features perch/rerun,perch/camera,perch/video "$@"

@@ -30,8 +30,10 @@ echo "== perch-ros2: launch files"
 python3 nodes/ros2/scripts/check_launch.py
 
 echo "== perch-ros2: live matrix (unshare -rn, multicast on lo)"
-cargo build -q -p perch-ros2 --example ros2_fixture
-# PERCH_ROS2_E2E_BIN=path/to/perch adds `perch run --config configs/ros2.toml` (real pipeline) -> rclpy checks.
+cargo build -q -p perch-ros2 --example ros2_fixture --example decode_frames
+# PERCH_ROS2_E2E_BIN=path/to/perch adds `perch run --config configs/ros2.toml` (real pipeline) -> rclpy checks,
+# and `[source] kind = "ros2"` (configs/ros2-node.toml): an rclpy camera -> perch -> rclpy, compared with the
+# folder replay (decode_frames writes the frames perch's decoder makes, for the rgb8 run).
 e2e=()
 if [[ -n "${PERCH_ROS2_E2E_BIN:-}" ]]; then e2e=(--perch "$PERCH_ROS2_E2E_BIN"); fi
 bash nodes/ros2/scripts/run-live.sh "$CARGO_TARGET_DIR/debug/examples/ros2_fixture" "${e2e[@]}"

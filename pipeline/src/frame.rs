@@ -151,11 +151,38 @@ pub struct FrameId {
     pub captured_at: Instant,
 }
 
+/// What the source itself says about a frame, for sources that carry it (a ROS 2 image's
+/// `std_msgs/Header`): outputs echo it so consumers can pair results with the input image.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SourceHeader {
+    /// The image's own timestamp (ROS `header.stamp`: since the Unix epoch, or simulation time).
+    pub stamp: Option<Duration>,
+    /// The image's coordinate frame (ROS `header.frame_id`); empty when the source names none.
+    /// Refilled in place per frame, so it keeps its allocation.
+    pub frame_id: String,
+}
+
+impl SourceHeader {
+    /// Set both fields, reusing the `frame_id` allocation.
+    pub fn set(&mut self, stamp: Duration, frame_id: &str) {
+        self.stamp = Some(stamp);
+        self.frame_id.clear();
+        self.frame_id.push_str(frame_id);
+    }
+
+    pub fn clear(&mut self) {
+        self.stamp = None;
+        self.frame_id.clear();
+    }
+}
+
 /// Everything a frame owns that is recycled through the pool. Who writes which field: the table
 /// in `pipeline/README.md`.
 #[derive(Debug, Default)]
 pub struct FrameData {
     pub image: ImageBuf,
+    /// The source's own stamp and frame id of this image, when it has them (ROS 2 input).
+    pub header: SourceHeader,
     pub tensor: TensorBuf,
     /// How `tensor` was cut from `image`; identity until preprocessing runs.
     pub letterbox: Letterbox,
@@ -181,6 +208,7 @@ impl FrameData {
         self.detections_fresh = false;
         self.detections_of = None;
         self.detection_age = None;
+        self.header.clear();
         self.letterbox = Letterbox::default();
     }
 

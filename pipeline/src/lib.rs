@@ -11,6 +11,7 @@ pub mod metrics;
 pub mod offload;
 pub mod params;
 pub mod pool;
+pub mod qos;
 pub mod queue;
 pub mod runtime;
 pub mod schedule;
@@ -19,7 +20,7 @@ pub mod stage;
 pub mod testing;
 
 pub use config::{ConfigError, RuntimeConfig, StageOverrides, StageRuntimeConfig};
-pub use frame::{BBox, Detection, DetectionAge, Frame, FrameData, FrameId, ImageBuf, PixelFormat, StageStamp, TensorBuf, MAX_STAGES};
+pub use frame::{BBox, Detection, DetectionAge, Frame, FrameData, FrameId, ImageBuf, PixelFormat, SourceHeader, StageStamp, TensorBuf, MAX_STAGES};
 pub use ledger::{DropReason, Ledger, LedgerSnapshot};
 pub use letterbox::Letterbox;
 pub use live::{LiveSnapshot, LiveStats};
@@ -27,6 +28,7 @@ pub use metrics::{CountSummary, DetectionReport, LatencySummary, RunReport, Stag
 pub use offload::{Done, Offload, Timing, WorkerBoard, WorkerStats};
 pub use params::LiveParams;
 pub use pool::{FramePool, Pooled};
+pub use qos::{DurabilityKind, ImageMessage, QosConfig, QosOverrides, ReliabilityKind};
 pub use queue::QueuePolicy;
 pub use runtime::{Pipeline, StageSlot};
 pub use schedule::{FrameJob, LatencyEstimate, Schedule, ScheduleConfig, Scheduled};

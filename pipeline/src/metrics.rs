@@ -176,12 +176,15 @@ impl RunReport {
     /// The human table printed at the end of every run.
     pub fn table(&self) -> String {
         let mut s = String::new();
+        // A source that learns its size from the frames (a ROS 2 topic) reports none up front.
+        let size = match (self.source.width, self.source.height) {
+            (0, 0) => "size set by each frame".to_string(),
+            (w, h) => format!("{w}x{h}"),
+        };
         let _ = writeln!(
             s,
-            "source: {} ({}x{}{}), budget {} ms, wall {:.2} s{}",
+            "source: {} ({size}{}), budget {} ms, wall {:.2} s{}",
             self.source.name,
-            self.source.width,
-            self.source.height,
             self.source.fps.map(|f| format!(" @ {f} fps")).unwrap_or_default(),
             self.budget_ms,
             self.wall_s,

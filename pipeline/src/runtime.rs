@@ -281,6 +281,9 @@ fn run_capture(source: &mut dyn Source, mut downstream: Downstream, budget: Dura
     let mut hist = new_histogram();
     let mut last_live = Instant::now();
     let (mut seq, mut processed, mut errors) = (0u64, 0u64, 0u64);
+    // A decode error that repeats word for word (a ROS 2 topic's unsupported encoding, every frame)
+    // is logged once at `warn`, its repeats at `debug`: the count is in the report.
+    let mut last_error = String::new();
     // A buffer taken for a frame that did not come (`Idle`) waits for the next one.
     let mut spare = None;
     while !ctx.stop.load(Ordering::SeqCst) {
@@ -309,7 +312,12 @@ fn run_capture(source: &mut dyn Source, mut downstream: Downstream, budget: Dura
                 ctx.ledger.count_drop(DropReason::DecodeError);
                 errors += 1;
                 seq += 1;
-                tracing::warn!("frame {source_index} skipped: {what}");
+                if what == last_error {
+                    tracing::debug!("frame {source_index} skipped: {what}");
+                } else {
+                    tracing::warn!("frame {source_index} skipped: {what}");
+                    last_error = what;
+                }
             }
             SourceEvent::Idle => spare = Some(data),
             SourceEvent::End => break,

@@ -87,7 +87,7 @@ impl Sampler {
                 meter.sample(now);
                 first.get_or_insert(now);
                 last = now;
-                if k % slow_every.max(1) == 0 {
+                if k.is_multiple_of(slow_every.max(1)) {
                     readings.push(read_slow(&root, &meter, now.saturating_duration_since(started).as_secs_f64()));
                 }
                 k += 1;

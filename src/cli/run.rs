@@ -88,11 +88,25 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
 enum SourceArg {
     Camera(DeviceSpec),
     Folder(PathBuf),
+    /// A video file (mp4, mkv, avi, mov, ...): `kind = "video"`, `path`.
+    VideoFile(PathBuf),
+    /// A stream URL (`rtsp://...`): `kind = "video"`, `url`.
+    Stream(String),
 }
+
+/// File name endings read as video (anything GStreamer's decodebin plays works with `kind = "video"`;
+/// these are what `--source` recognises without it).
+const VIDEO_EXTENSIONS: &[&str] = &["mp4", "m4v", "mkv", "webm", "avi", "mov", "ts", "mts", "h264", "h265", "264", "265"];
 
 fn infer_source(value: &str) -> anyhow::Result<SourceArg> {
     if value.is_empty() {
-        bail!("--source needs a value: a camera index (0), a device (/dev/video0) or a folder of frames");
+        bail!("--source needs a value: a camera index (0), a device (/dev/video0), a folder of frames, a video file or an rtsp:// URL");
+    }
+    if let Some((scheme, _)) = value.split_once("://") {
+        if matches!(scheme.to_ascii_lowercase().as_str(), "rtsp" | "rtsps" | "rtspt" | "rtspu") {
+            return Ok(SourceArg::Stream(value.to_string()));
+        }
+        bail!("--source {value}: perch reads rtsp:// streams; for other URLs use [source] kind = \"gstreamer\" with a pipeline");
     }
     if value.bytes().all(|b| b.is_ascii_digit()) || value.starts_with("/dev/") {
         return Ok(SourceArg::Camera(DeviceSpec::parse(value)));
@@ -104,10 +118,21 @@ fn infer_source(value: &str) -> anyhow::Result<SourceArg> {
     if path.is_dir() {
         return Ok(SourceArg::Folder(path.to_path_buf()));
     }
-    if path.exists() {
-        bail!("--source {value}: is a file; perch reads a camera (0, /dev/video0) or a folder of frames (video files are not supported yet)");
+    let video_name = path.extension().and_then(|e| e.to_str()).is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()));
+    if path.is_file() && video_name {
+        return Ok(SourceArg::VideoFile(path.to_path_buf()));
     }
-    bail!("--source {value}: no such folder, and not a camera (an index like 0, or a /dev/video* device)");
+    if path.exists() {
+        bail!(
+            "--source {value}: is a file perch does not recognise as video (.{}); for another container set \
+             --set source.kind='\"video\"' --set source.path='\"{value}\"'",
+            VIDEO_EXTENSIONS.join(", .")
+        );
+    }
+    if video_name {
+        bail!("--source {value}: no such video file");
+    }
+    bail!("--source {value}: no such folder or file, and not a camera (an index like 0, or a /dev/video* device)");
 }
 
 /// A character device, or a link into /dev (a stable camera name kept elsewhere, e.g. by a udev rule).
@@ -125,26 +150,56 @@ fn leads_to_a_device(path: &Path) -> bool {
 /// (a replay's `loop` on a camera, a camera's `width` on a folder); shared keys (`fps`, `end_frame`)
 /// and keys of the new kind stay, so `--set source.width=640 --source 0` works in either order.
 fn apply_source(src: &mut SourceConfig, arg: SourceArg) {
-    let defaults = SourceConfig::default();
     match arg {
         SourceArg::Camera(device) => {
             src.kind = SourceKind::Camera;
             src.device = Some(device);
-            src.path = defaults.path;
-            src.pacing = defaults.pacing;
-            src.looping = defaults.looping;
-            src.start_frame = defaults.start_frame;
+            clear(src, &[Group::File, Group::Rtsp, Group::Other]);
         }
         SourceArg::Folder(path) => {
             src.kind = SourceKind::Replay;
             src.path = path;
-            src.device = None;
-            src.width = None;
-            src.height = None;
-            src.format = None;
-            src.timeout_ms = None;
-            src.reconnect_ms = None;
-            src.reconnect = None;
+            clear(src, &[Group::Device, Group::Link, Group::Rtsp, Group::Other]);
+        }
+        SourceArg::VideoFile(path) => {
+            src.kind = SourceKind::Video;
+            src.path = path;
+            clear(src, &[Group::Device, Group::Link, Group::Rtsp, Group::Other]);
+        }
+        SourceArg::Stream(url) => {
+            src.kind = SourceKind::Video;
+            clear(src, &[Group::File, Group::Device, Group::Other]);
+            src.url = Some(url);
+        }
+    }
+}
+
+/// `[source]` keys by who reads them, for [`apply_source`] to reset what the new kind does not read.
+enum Group {
+    /// A folder's or a file's: where it is, its pacing and which part of it plays.
+    File,
+    /// A camera's device and mode.
+    Device,
+    /// Cameras' and streams': losing the frames and getting them back.
+    Link,
+    /// An RTSP stream's.
+    Rtsp,
+    /// A user's GStreamer pipeline and a ROS 2 topic (their kinds come from a config, never `--source`).
+    Other,
+}
+
+fn clear(src: &mut SourceConfig, groups: &[Group]) {
+    let d = SourceConfig::default();
+    for g in groups {
+        match g {
+            Group::File => {
+                (src.path, src.pacing, src.looping, src.start_frame) = (d.path.clone(), d.pacing, d.looping, d.start_frame);
+                (src.start_s, src.end_s) = (None, None);
+            }
+            Group::Device => (src.device, src.width, src.height, src.format) = (None, None, None, None),
+            Group::Link => (src.timeout_ms, src.reconnect_ms, src.reconnect) = (None, None, None),
+            Group::Rtsp => (src.url, src.transport, src.latency_ms) = (None, None, None),
+            Group::Other => (src.pipeline, src.topic, src.message, src.qos) = (None, None, None, None),
         }
     }
 }
@@ -162,9 +217,16 @@ mod tests {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/datasets/vtest");
         assert_eq!(infer_source(dir).unwrap(), SourceArg::Folder(dir.into()));
         let file = concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml");
-        assert!(infer_source(file).unwrap_err().to_string().contains("is a file"));
+        assert!(infer_source(file).unwrap_err().to_string().contains("does not recognise as video"));
         let e = infer_source("datasets/nope").unwrap_err().to_string();
         assert!(e.contains("no such folder") && e.contains("datasets/nope"), "{e}");
+        assert!(infer_source("clip.mp4").unwrap_err().to_string().contains("no such video file"));
+        let clip = std::env::temp_dir().join(format!("perch-source-{}.MKV", std::process::id()));
+        std::fs::write(&clip, b"x").unwrap();
+        assert_eq!(infer_source(clip.to_str().unwrap()).unwrap(), SourceArg::VideoFile(clip.clone()));
+        std::fs::remove_file(&clip).unwrap();
+        assert_eq!(infer_source("rtsp://cam.local:8554/live").unwrap(), SourceArg::Stream("rtsp://cam.local:8554/live".into()));
+        assert!(infer_source("http://x/y.mjpg").unwrap_err().to_string().contains("rtsp://"));
         assert!(infer_source("").is_err());
         let link = std::env::temp_dir().join(format!("perch-source-link-{}", std::process::id()));
         let _ = std::fs::remove_file(&link);
@@ -187,5 +249,18 @@ mod tests {
         apply_source(&mut src, SourceArg::Folder("datasets/vtest".into()));
         assert_eq!((src.kind, src.device.clone(), src.width, src.reconnect_ms), (SourceKind::Replay, None, None, None));
         assert_eq!(src.fps, Some(5.0));
+        // A ROS 2 config with --source clip.mp4 / rtsp://: the topic keys go, the stream keys stay for a stream.
+        let mut src = SourceConfig { kind: SourceKind::Ros2, topic: Some("/cam".into()), qos: Some(Default::default()), ..Default::default() };
+        apply_source(&mut src, SourceArg::VideoFile("clip.mp4".into()));
+        assert_eq!((src.kind, src.topic.clone(), src.qos.clone()), (SourceKind::Video, None, None));
+        perch_capture::keys::check(&src).unwrap();
+        src.looping = true;
+        src.transport = Some(perch_capture::RtspTransport::Udp);
+        apply_source(&mut src, SourceArg::Stream("rtsp://h/x".into()));
+        assert_eq!((src.url.as_deref(), src.looping, src.path.clone()), (Some("rtsp://h/x"), false, SourceConfig::default().path));
+        assert_eq!(src.transport, Some(perch_capture::RtspTransport::Udp), "a stream key given with --set stays");
+        perch_capture::keys::check(&src).unwrap();
+        apply_source(&mut src, SourceArg::Folder("datasets/vtest".into()));
+        assert_eq!((src.url.clone(), src.transport), (None, None));
     }
 }

@@ -1,9 +1,11 @@
 #![doc = include_str!("../README.md")]
 
 pub mod camera;
+pub mod keys;
 pub mod pacing;
 pub mod replay;
 pub mod seqinfo;
+pub mod stream;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -14,6 +16,8 @@ pub use camera::{CameraFormat, DeviceSpec, Reconnect};
 pub use pacing::{Pacer, Pacing};
 pub use replay::ReplaySource;
 pub use seqinfo::SeqInfo;
+pub use perch_pipeline::ImageMessage;
+pub use stream::{RtspTransport, NO_VIDEO_SUPPORT};
 
 /// Which kind of source feeds the pipeline.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -25,6 +29,27 @@ pub enum SourceKind {
     /// A V4L2 camera (USB/UVC, or a CSI bridge that speaks V4L2): `device`, `width`, `height`,
     /// `fps`, `format`, `timeout_ms`, `reconnect_ms`, `reconnect`.
     Camera,
+    /// A video file (`path`: .mp4, .mkv, .avi, .mov, ...) or a network stream (`url`: `rtsp://...`),
+    /// decoded by GStreamer (cargo feature `video`).
+    Video,
+    /// A GStreamer pipeline of your own (`pipeline`, ending in an `appsink`): CSI cameras on a Jetson,
+    /// hardware decoders (cargo feature `video`).
+    Gstreamer,
+    /// A ROS 2 image topic (`topic`: `sensor_msgs/Image` or `sensor_msgs/CompressedImage`); the
+    /// published detections carry each image's header (cargo feature `ros2` of the binary).
+    Ros2,
+}
+
+impl SourceKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceKind::Replay => "replay",
+            SourceKind::Camera => "camera",
+            SourceKind::Video => "video",
+            SourceKind::Gstreamer => "gstreamer",
+            SourceKind::Ros2 => "ros2",
+        }
+    }
 }
 
 /// `[source]`.
@@ -32,7 +57,8 @@ pub enum SourceKind {
 #[serde(deny_unknown_fields, default)]
 pub struct SourceConfig {
     pub kind: SourceKind,
-    /// Sequence folder: holds `seqinfo.ini` (and its `imDir`), or the images themselves.
+    /// Replay: the sequence folder (holds `seqinfo.ini` and its `imDir`, or the images themselves).
+    /// Video: the file.
     pub path: PathBuf,
     /// `realtime` delivers at the recorded frame rate (as a camera would); `max` as fast as the pipeline takes them.
     pub pacing: Pacing,
@@ -62,6 +88,26 @@ pub struct SourceConfig {
     pub reconnect_ms: Option<u64>,
     /// Camera: reconnect attempts before giving up, or `"always"` (default).
     pub reconnect: Option<Reconnect>,
+    /// Replay, video file: first frame as a time in seconds (instead of `start_frame`).
+    pub start_s: Option<f64>,
+    /// Replay, video file: stop before this time in seconds (instead of `end_frame`).
+    pub end_s: Option<f64>,
+    /// Video: a network stream instead of a file, `rtsp://host[:port]/path` (credentials as `rtsp://user:pass@...`).
+    pub url: Option<String>,
+    /// Video stream: RTSP transport, `tcp` (default: one connection, works through NAT and firewalls)
+    /// or `udp` (lower latency on a clean link; lost packets are lost frames).
+    pub transport: Option<RtspTransport>,
+    /// Video stream: the jitter buffer, milliseconds of reordering/delay tolerance (default 200).
+    pub latency_ms: Option<u64>,
+    /// GStreamer: the pipeline, in `gst-launch-1.0` syntax, ending in an `appsink`.
+    pub pipeline: Option<String>,
+    /// ROS 2: the image topic, e.g. `/camera/image_raw` or `/camera/image_raw/compressed`.
+    pub topic: Option<String>,
+    /// ROS 2: `image` (`sensor_msgs/Image`) or `compressed` (`sensor_msgs/CompressedImage`); default:
+    /// `compressed` when the topic ends in `/compressed` (image_transport's naming), else `image`.
+    pub message: Option<ImageMessage>,
+    /// ROS 2: the subscription's QoS; each key defaults to the sensor-data profile (best effort, keep last 1, volatile).
+    pub qos: Option<perch_pipeline::QosOverrides>,
 }
 
 impl Default for SourceConfig {
@@ -82,6 +128,15 @@ impl Default for SourceConfig {
             timeout_ms: None,
             reconnect_ms: None,
             reconnect: None,
+            start_s: None,
+            end_s: None,
+            url: None,
+            transport: None,
+            latency_ms: None,
+            pipeline: None,
+            topic: None,
+            message: None,
+            qos: None,
         }
     }
 }
@@ -113,18 +168,16 @@ impl SourceConfig {
     }
 }
 
-/// Open the configured source on the system clock.
+/// Open the configured source on the system clock. `kind = "ros2"` is opened by the binary (the
+/// ROS 2 node belongs to `perch-ros2`); here it is an error.
 pub fn open(cfg: &SourceConfig) -> anyhow::Result<Box<dyn perch_pipeline::Source>> {
+    keys::check(cfg)?;
     match cfg.kind {
-        SourceKind::Replay => {
-            if let Some(key) = camera::settings::camera_keys_set(cfg).first() {
-                anyhow::bail!(
-                    "source.{key} is a camera key, but source.kind = \"replay\": set source.kind = \"camera\" \
-                     (or run with --source 0 / --source /dev/video0)"
-                );
-            }
-            Ok(Box::new(ReplaySource::open(cfg, Arc::new(perch_pipeline::SystemClock))?))
-        }
+        SourceKind::Replay => Ok(Box::new(ReplaySource::open(cfg, Arc::new(perch_pipeline::SystemClock))?)),
         SourceKind::Camera => camera::open(cfg),
+        SourceKind::Video | SourceKind::Gstreamer => stream::open(cfg),
+        SourceKind::Ros2 => anyhow::bail!(
+            "source.kind = \"ros2\" is opened with the ROS 2 node: this program was built without ROS 2 support"
+        ),
     }
 }

@@ -77,17 +77,18 @@ impl ReplaySource {
             );
         }
         let total = files.len() as u64;
-        let end = cfg.end_frame.unwrap_or(total).min(total);
-        if cfg.start_frame >= end {
+        let fps = cfg.fps.or(seq.as_ref().and_then(|s| s.frame_rate));
+        let (start_frame, end_frame) = crate::keys::frame_range(cfg, fps)?;
+        let end = end_frame.unwrap_or(total).min(total);
+        if start_frame >= end {
             bail!(
                 "replay source: start_frame {} is not before the end frame {} (`{}` has {} frames)",
-                cfg.start_frame,
+                start_frame,
                 end,
                 image_dir.display(),
                 total
             );
         }
-        let fps = cfg.fps.or(seq.as_ref().and_then(|s| s.frame_rate));
         if cfg.pacing == Pacing::Realtime && fps.is_none() {
             bail!(
                 "replay source: pacing = \"realtime\" needs a frame rate: `{}` has no seqinfo.ini with frameRate; set source.fps",
@@ -95,7 +96,7 @@ impl ReplaySource {
             );
         }
         // The frames' own header is the truth about their size; seqinfo.ini only fills in.
-        let first = image::image_dimensions(&files[cfg.start_frame as usize]).ok();
+        let first = image::image_dimensions(&files[start_frame as usize]).ok();
         if let Some(seq) = &seq {
             for warning in seqinfo_mismatches(seq, &ini_path, &image_dir, files.len() as u64, first) {
                 tracing::warn!("{warning}");
@@ -108,9 +109,9 @@ impl ReplaySource {
         Ok(Self {
             name: root.display().to_string(),
             files,
-            start: cfg.start_frame,
+            start: start_frame,
             end,
-            next: cfg.start_frame,
+            next: start_frame,
             looping: cfg.looping,
             pacer: Pacer::new(cfg.pacing, fps.unwrap_or(30.0), clock),
             pacing: cfg.pacing,

@@ -111,16 +111,31 @@ def stand_in_launch():
         def perform(self, context):
             return context[self.name]
 
+    class Node:
+        """launch_ros.actions.Node: a ROS package's executable (the camera driver, the consumer)."""
+        def __init__(self, package, executable, **kwargs):
+            self.package, self.executable, self.node_kwargs = package, executable, kwargs
+
     launch.LaunchDescription = LaunchDescription
     actions.DeclareLaunchArgument, actions.ExecuteProcess, actions.OpaqueFunction = \
         DeclareLaunchArgument, ExecuteProcess, OpaqueFunction
     subs.LaunchConfiguration = LaunchConfiguration
     launch.actions, launch.substitutions = actions, subs
-    return {"launch": launch, "launch.actions": actions, "launch.substitutions": subs}
+    launch_ros = types.ModuleType("launch_ros")
+    ros_actions = types.ModuleType("launch_ros.actions")
+    ros_actions.Node = Node
+    launch_ros.actions = ros_actions
+    return {"launch": launch, "launch.actions": actions, "launch.substitutions": subs,
+            "launch_ros": launch_ros, "launch_ros.actions": ros_actions}
 
 
-def run_python(path, overrides):
-    saved = {k: sys.modules.get(k) for k in ("launch", "launch.actions", "launch.substitutions")}
+STAND_IN_MODULES = ("launch", "launch.actions", "launch.substitutions", "launch_ros", "launch_ros.actions")
+
+
+def launch_actions(path, overrides):
+    """Run a launch file's generate_launch_description() and its OpaqueFunctions against the stand-in;
+    returns the declared arguments and every action it would start (processes and nodes)."""
+    saved = {k: sys.modules.get(k) for k in STAND_IN_MODULES}
     sys.modules.update(stand_in_launch())
     try:
         ns = {"__file__": path, "__name__": "perch_launch"}
@@ -136,12 +151,19 @@ def run_python(path, overrides):
     declared = {a.name: a.default_value for a in desc if hasattr(a, "default_value")}
     context = dict(declared)
     context.update(overrides)
-    procs = []
+    started = []
     for item in desc:
         if hasattr(item, "function"):
-            procs += [p for p in item.function(context) if hasattr(p, "kwargs")]
-        elif hasattr(item, "kwargs"):
-            procs.append(item)
+            started += item.function(context)
+        elif hasattr(item, "kwargs") or hasattr(item, "node_kwargs"):
+            started.append(item)
+    return declared, started
+
+
+def run_python(path, overrides):
+    """The one process a launch file starts: its declared arguments, command line and environment."""
+    declared, started = launch_actions(path, overrides)
+    procs = [p for p in started if hasattr(p, "kwargs")]
     assert len(procs) == 1, f"{path}: starts {len(procs)} processes, expected 1"
     kw = procs[0].kwargs
     return declared, [str(a) for a in kw["cmd"]], {k: str(v) for k, v in kw["additional_env"].items()}
@@ -174,6 +196,68 @@ def check_python(env_names, perch):
         finally:
             os.chdir(cwd)
     return f"{len(declared)} arguments, {len(cases('/'))} argument sets, {runs} accepted by perch"
+
+
+# ---- perch_node.launch.py: camera driver -> perch (kind = "ros2") -> consumer ------------------
+
+NODE_ARGS = {"perch", "config", "image_topic", "conf", "iou", "namespace", "node_name", "detections_topic",
+             "camera", "camera_package", "camera_executable", "consumer_package", "consumer_executable"}
+
+
+def check_node_launch(env_names, perch):
+    path = os.path.join(LAUNCH, "perch_node.launch.py")
+    with open(path) as f:
+        tree = ast.parse(f.read(), path)
+    calls = [n for n in ast.walk(tree) if isinstance(n, ast.Call)]
+    fname = lambda c: c.func.id if isinstance(c.func, ast.Name) else getattr(c.func, "attr", "")
+    declared = {c.args[0].value for c in calls if fname(c) == "DeclareLaunchArgument" and c.args and isinstance(c.args[0], ast.Constant)}
+    assert NODE_ARGS <= declared, f"{path}: missing launch arguments {sorted(NODE_ARGS - declared)}"
+    used = {c.args[0].value for c in calls if fname(c) in ("LaunchConfiguration", "value") and c.args and isinstance(c.args[0], ast.Constant)}
+    assert used <= declared, f"{path}: uses undeclared arguments {sorted(used - declared)}"
+    with open(os.path.join(REPO, "configs", "ros2-node.toml")) as f:
+        cfg = f.read()
+    assert re.search(r'^kind = "ros2"$', cfg, re.M) and re.search(r"^enabled = true$", cfg, re.M), \
+        "configs/ros2-node.toml: expected [source] kind = \"ros2\" and [ros2] enabled = true"
+    # (case, overrides, expected: camera started?, consumer started?, source.topic, detections the consumer gets)
+    cases = [
+        ("defaults", {}, True, False, "/camera/image_raw", None),
+        ("no camera, compressed topic", {"camera": "false", "image_topic": "/robot1/front/image_raw/compressed"},
+         False, False, "/robot1/front/image_raw/compressed", None),
+        ("consumer, relative detections in a namespace", {"consumer_package": "my_pkg", "consumer_executable": "follow",
+         "namespace": "/robot1", "conf": "0.5"}, True, True, "/camera/image_raw", "/robot1/detections"),
+        ("absolute detections topic", {"consumer_package": "p", "consumer_executable": "e", "detections_topic": "/dets"},
+         True, True, "/camera/image_raw", "/dets"),
+    ]
+    runs = 0
+    with tempfile.TemporaryDirectory() as elsewhere:
+        cwd = os.getcwd()
+        os.chdir(elsewhere)
+        try:
+            for case, overrides, camera, consumer, topic, dets in cases:
+                _, started = launch_actions(path, overrides)
+                procs = [a for a in started if hasattr(a, "kwargs")]
+                nodes = [a for a in started if hasattr(a, "node_kwargs")]
+                assert len(procs) == 1, f"{path} [{case}]: {len(procs)} perch processes"
+                assert len(nodes) == camera + consumer, f"{path} [{case}]: {len(nodes)} nodes, expected {camera + consumer}"
+                argv = [str(x) for x in procs[0].kwargs["cmd"]]
+                assert argv[1:3] == ["run", "--config"] and os.path.isfile(argv[3]), f"{path} [{case}]: argv {argv}"
+                flags = flag_values(argv[4:])
+                assert flags.get("--set") == f'source.topic="{topic}"', f"{path} [{case}]: --set {flags.get('--set')!r}"
+                assert flags.get("--conf") == overrides.get("conf"), f"{path} [{case}]: --conf {flags.get('--conf')!r}"
+                env = {k: str(v) for k, v in procs[0].kwargs["additional_env"].items()}
+                assert set(env) == env_names, f"{path} [{case}]: sets {sorted(env)}, perch-ros2 reads {sorted(env_names)}"
+                assert env["PERCH_ROS2_REMAP"] == "detections:=" + overrides.get("detections_topic", "detections")
+                if camera:
+                    cam = nodes[0]
+                    assert (cam.package, cam.executable) == ("usb_cam", "usb_cam_node_exe"), f"{path} [{case}]: camera {cam.package}"
+                    assert ("image_raw", topic) in cam.node_kwargs["remappings"], f"{path} [{case}]: camera remaps"
+                if consumer:
+                    remaps = dict(nodes[-1].node_kwargs["remappings"])
+                    assert remaps == {"image": topic, "detections": dets}, f"{path} [{case}]: consumer remaps {remaps}"
+                runs += try_perch(perch, argv, f"perch_node.launch.py [{case}]")
+        finally:
+            os.chdir(cwd)
+    return f"{len(declared)} arguments, {len(cases)} argument sets, {runs} accepted by perch"
 
 
 # ---- XML: evaluate substitutions as launch_xml does ---------------------------------------------
@@ -350,7 +434,8 @@ def main():
     perch = os.path.abspath(a.perch) if a.perch and os.path.exists(a.perch) else None
     env_names = rust_env_names()
     passed = failed = 0
-    for name, check in (("perch.launch.py", check_python), ("perch.launch.xml", check_xml)):
+    for name, check in (("perch.launch.py", check_python), ("perch.launch.xml", check_xml),
+                        ("perch_node.launch.py", check_node_launch)):
         try:
             detail = check(env_names, perch)
             print(f"PASS {name}: {detail}")

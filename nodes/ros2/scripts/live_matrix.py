@@ -55,6 +55,15 @@ def stop(proc):
             proc.wait()
 
 
+def starter(env, logs, procs):
+    """start(cmd, log_name, cwd): a process logging to logs/log_name, remembered in procs (to stop at the end)."""
+    def start(cmd, log_name, cwd):
+        p = subprocess.Popen(cmd, env=env, stdout=open(os.path.join(logs, log_name), "w"), stderr=subprocess.STDOUT, cwd=cwd)
+        procs.append(p)
+        return p
+    return start
+
+
 def check_fields(name, received, published_by_stamp, min_count):
     """Every received detections message equals, field for field, the one perch logged with that stamp."""
     problems = []
@@ -224,10 +233,7 @@ def run_perch_e2e(args, logs):
     repo = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
     procs = []
 
-    def start(cmd, log_name, cwd):
-        p = subprocess.Popen(cmd, env=env, stdout=open(os.path.join(logs, log_name), "w"), stderr=subprocess.STDOUT, cwd=cwd)
-        procs.append(p)
-        return p
+    start = starter(env, logs, procs)
 
     try:
         rclpy_p = start([args.python, os.path.join(HERE, "rclpy_peer.py"), "--out", rclpy_out, "--set-conf", str(CONF_SET),
@@ -290,6 +296,204 @@ def run_perch_e2e(args, logs):
     return checks
 
 
+IMAGE_N = 20          # vtest frames sent as images
+IMAGE_UNSUPPORTED = 3  # bayer_rggb8 images sent after them in the `image` run (decode errors, no detections)
+BOX_TOL_PX = 0.01     # box corners: ROS carries f64 centre/size computed from perch's f32 corners
+SCORE_TOL = 1e-4
+
+
+def box_of(det):
+    """A Detection2D's [x1, y1, x2, y2] from its centre and size."""
+    b = det["bbox"]
+    cx, cy, sx, sy = b["center"]["position"]["x"], b["center"]["position"]["y"], b["size_x"], b["size_y"]
+    return [cx - sx / 2, cy - sy / 2, cx + sx / 2, cy + sy / 2]
+
+
+def compare_frame(ref_line, msg):
+    """Differences between the folder replay's detections of a frame and perch's message for its image."""
+    ref, got = ref_line["detections"], msg["detections"]
+    if len(ref) != len(got):
+        return [f"{len(got)} detections, the folder replay has {len(ref)}"]
+    probs = []
+    for r, d in zip(ref, got):
+        h = d["results"][0]["hypothesis"]
+        worst = max(abs(a - b) for a, b in zip(r["bbox"], box_of(d)))
+        if worst > BOX_TOL_PX:
+            probs.append(f"box {box_of(d)} vs {r['bbox']} (off by {worst:.4f} px)")
+        if abs(h["score"] - r["score"]) > SCORE_TOL:
+            probs.append(f"score {h['score']} vs {r['score']}")
+        if h["class_id"] != (r["class"] or str(r["class_id"])):
+            probs.append(f"class {h['class_id']!r} vs {r['class']!r}")
+        if d["id"] != ("" if r["track_id"] is None else str(r["track_id"])):
+            probs.append(f"track id {d['id']!r} vs {r['track_id']}")
+    return probs
+
+
+def image_source_reference(args, logs, repo):
+    """The folder replay of the same frames, with the detector and tracker settings of configs/ros2-node.toml
+    (the built-in defaults: YOLOv12n at 640, conf 0.25, iou 0.7, ByteTrack) and the schedule the ros2 runs
+    are given (`every_frame`): what perch must publish for the images."""
+    ref = os.path.join(logs, "reference.jsonl")
+    cmd = [args.perch, "run", "--source", "datasets/vtest", "-q",
+           "--set", f"source.end_frame={IMAGE_N}", "--set", "source.pacing=\"max\"", "--set", "detect.imgsz=640",
+           "--set", "detect.schedule=\"every_frame\"", "--set", "track.frame_rate=10", "--set", "pipeline.budget_ms=60000",
+           "--detections", ref]
+    with open(os.path.join(logs, "reference.log"), "w") as log:
+        rc = subprocess.run(cmd, cwd=repo, stdout=log, stderr=subprocess.STDOUT, timeout=args.timeout + 120).returncode
+    lines = read_jsonl(ref) if rc == 0 and os.path.exists(ref) else []
+    return rc, {line["source_index"]: line for line in lines}
+
+
+def run_image_source_e2e(args, logs, mode, reference):
+    """`[source] kind = "ros2"`: a real rclpy camera publishes the first IMAGE_N vtest frames (rgb8 with
+    padded rows, or the JPEG files) with known stamps; the real perch binary subscribes, detects, tracks
+    and publishes; rclpy checks one Detection2DArray per published frame, each with the image's header,
+    detections equal to the folder replay's, and the ledger in perch's report."""
+    os.makedirs(logs, exist_ok=True)
+    repo = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+    domain = args.domain + (20 if mode == "image" else 21)
+    env = dict(os.environ, ROS_DOMAIN_ID=str(domain), PYTHONPATH=HERE + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    for k in ("PERCH_ROS2_NAMESPACE", "PERCH_ROS2_NODE_NAME", "PERCH_ROS2_REMAP"):
+        env.pop(k, None)
+    frames = os.path.join(logs, "..", "frames")
+    topic = "/camera/image_raw" if mode == "image" else "/camera/image_raw/compressed"
+    unsupported = IMAGE_UNSUPPORTED if mode == "image" else 0
+    expected = IMAGE_N + unsupported
+    peer_out, report = os.path.join(logs, "peer.json"), os.path.join(logs, "report.json")
+    procs = []
+
+    start = starter(env, logs, procs)
+
+    try:
+        # Reliable QoS on perch's side too (the default is sensor data, best effort): with the peer in
+        # lockstep, no image can be lost or dropped, so the comparison is exact.
+        perch_p = start([args.perch, "run", "--config", "configs/ros2-node.toml", "-q", "--report", report,
+                         "--set", f"source.topic=\"{topic}\"", "--set", f"source.end_frame={expected}",
+                         "--set", "source.qos={reliability=\"reliable\",history_depth=10}",
+                         "--set", "detect.schedule=\"every_frame\"", "--set", "track.frame_rate=10",
+                         "--set", "pipeline.budget_ms=60000"], "perch.log", repo)
+        peer_p = start([args.python, os.path.join(HERE, "image_peer.py"), "--frames", frames, "--mode", mode,
+                        "--topic", topic, "--n", str(IMAGE_N), "--unsupported", str(unsupported), "--out", peer_out,
+                        "--timeout", str(args.timeout + 120)], "peer.log", HERE)
+        rc_peer = wait(peer_p, args.timeout + 150)
+        rc_perch = wait(perch_p, 30)
+    finally:
+        for p in procs:
+            stop(p)
+    what = f"ros2 source ({mode}, {'sensor_msgs/Image rgb8, padded rows' if mode == 'image' else 'CompressedImage JPEG'})"
+    checks = [(f"{what}: perch ends by itself after source.end_frame = {expected} images", rc_peer == 0 and rc_perch == 0,
+               f"peer {rc_peer}, perch {rc_perch}")]
+    try:
+        with open(peer_out) as f:
+            peer = json.load(f)
+    except (OSError, ValueError) as e:
+        peer = {"sent": [], "received": [], "nodes": [], "errors": [f"no peer result: {e}"]}
+    try:
+        with open(report) as f:
+            rep = json.load(f)
+    except (OSError, ValueError) as e:
+        rep = {}
+        checks.append((f"{what}: perch's report", False, str(e)))
+    fr = rep.get("frames", {})
+    cap = next((s for s in rep.get("stages", []) if s["name"] == "capture"), {}).get("counters", {})
+    dropped = fr.get("dropped", {})
+    n_dropped = sum(dropped.values()) if isinstance(dropped, dict) else dropped
+    probs = []
+    if fr.get("captured") != expected or not rep.get("invariant_ok"):
+        probs.append(f"captured {fr.get('captured')} (expected {expected}), invariant_ok {rep.get('invariant_ok')}")
+    if cap.get("images_received") != expected or cap.get("images_unsupported_encoding") != unsupported or cap.get("images_malformed") != 0:
+        probs.append(f"capture counters {cap}")
+    if fr.get("published", 0) + n_dropped != fr.get("captured"):
+        probs.append(f"ledger: published {fr.get('published')} + dropped {dropped} != captured {fr.get('captured')}")
+    checks.append((f"{what}: ledger exact, unsupported encodings counted as decode errors", not probs,
+                   f"captured {fr.get('captured')}, published {fr.get('published')}, dropped {dropped}, capture {cap}" if not probs else "; ".join(probs)))
+
+    sent = {tuple(s["stamp"]): s for s in peer["sent"] if not s.get("unsupported")}
+    msgs = [r["msg"] for r in peer["received"]]
+    probs = list(peer.get("errors", []))
+    if len(msgs) != fr.get("published"):
+        probs.append(f"received {len(msgs)} Detection2DArray, perch published {fr.get('published')}")
+    if len(sent) != IMAGE_N:
+        probs.append(f"sent {len(sent)} images")
+    stamps = [stamp_key(m) for m in msgs]
+    if len(set(stamps)) != len(stamps):
+        probs.append("a stamp arrived twice")
+    for m in msgs:
+        key = stamp_key(m)
+        if key not in sent:
+            probs.append(f"message stamp {key} is no image's stamp")
+            break
+        ids = {m["header"]["frame_id"]} | {d["header"]["frame_id"] for d in m["detections"]}
+        if ids != {"cam_optical"} or any(stamp_key(d) != key for d in m["detections"]):
+            probs.append(f"message {key}: frame ids {ids} / detection stamps not the image's")
+            break
+    checks.append((f"{what}: one Detection2DArray per published image, each with the image's stamp and frame_id", not probs,
+                   f"{len(msgs)} messages for {len(sent)} images" if not probs else "; ".join(probs[:5])))
+
+    probs, boxes = [], 0
+    by_stamp = {stamp_key(m): m for m in msgs}
+    for key, s in sorted(sent.items()):
+        m = by_stamp.get(key)
+        r = reference.get(s["index"])
+        if m is None or r is None:
+            probs.append(f"image {s['index']}: {'no message' if m is None else 'no reference line'}")
+            continue
+        boxes += len(m["detections"])
+        probs += [f"image {s['index']}: {p}" for p in compare_frame(r, m)][:3]
+    if len(reference) != IMAGE_N:
+        probs.append(f"the folder replay published {len(reference)} frames, expected {IMAGE_N}")
+    if not boxes:
+        probs.append("no detections at all (the comparison would prove nothing)")
+    checks.append((f"{what}: detections equal the folder replay's (boxes within {BOX_TOL_PX} px, scores within {SCORE_TOL}, "
+                   "same classes and track ids)", not probs, f"{boxes} detections in {len(by_stamp)} frames" if not probs else "; ".join(probs[:5])))
+
+    with open(os.path.join(logs, "perch.log"), errors="replace") as f:
+        log = f.read()
+    named = log.count("are not supported")
+    skipped_warn = sum(1 for line in log.splitlines() if "skipped:" in line and "WARN" in line)
+    errors = [line for line in log.splitlines() if " ERROR " in line or line.startswith("ERROR")]
+    nodes = peer.get("nodes", [])
+    probs = []
+    if mode == "image" and (named != 1 or skipped_warn != 1):
+        probs.append(f"unsupported encoding named {named} times, {skipped_warn} WARN skipped lines (expected 1 and 1 for {unsupported} images)")
+    if nodes.count("/perch/perch") != 1:
+        probs.append(f"graph nodes {nodes}: expected /perch/perch once (source and publisher share one node)")
+    if errors:
+        probs.append(f"ERROR lines: {errors[:2]}")
+    checks.append((f"{what}: one perch node in the graph; unsupported encodings named once in the log; no ERROR lines", not probs,
+                   f"nodes {sorted(nodes)}" if not probs else "; ".join(probs)))
+    rtts = sorted(s["rtt_s"] for s in peer["sent"] if "rtt_s" in s)
+    if rtts:
+        print(f"live_matrix: {what}: image -> detections round trip p50 {rtts[len(rtts) // 2] * 1000:.0f} ms, "
+              f"max {rtts[-1] * 1000:.0f} ms (first includes nothing but the image: warm-up happens before)", file=sys.stderr)
+    return checks
+
+
+def run_image_source_suite(args, logs_root):
+    """Both image-source runs, each with one retry; the frames and the reference are made once."""
+    repo = os.path.abspath(os.path.join(HERE, "..", "..", ".."))
+    os.makedirs(logs_root, exist_ok=True)
+    decode = os.path.join(os.path.dirname(os.path.abspath(args.fixture)), "decode_frames")
+    frames = os.path.join(logs_root, "frames")
+    r = subprocess.run([decode, os.path.join(repo, "datasets", "vtest", "img1"), str(IMAGE_N), frames],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return [("ros2 source: frames decoded with perch's decoder", False, (r.stderr or r.stdout).strip()[-300:])]
+    rc, reference = image_source_reference(args, logs_root, repo)
+    if rc != 0 or len(reference) != IMAGE_N:
+        return [("ros2 source: folder replay reference", False, f"perch exit {rc}, {len(reference)} frames (see {logs_root}/reference.log)")]
+    checks = []
+    for mode in ("image", "compressed"):
+        for attempt in range(2):
+            logs = os.path.join(logs_root, f"source-{mode}-{attempt + 1}")
+            got = run_image_source_e2e(args, logs, mode, reference)
+            if all(ok for _, ok, _ in got):
+                break
+            print(f"live_matrix: ros2 source ({mode}) attempt {attempt + 1} failed (logs kept in {logs})", file=sys.stderr)
+        checks += got
+    return checks
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--fixture", required=True, help="path of the built ros2_fixture example")
@@ -299,6 +503,8 @@ def main():
     ap.add_argument("--timeout", type=float, default=60.0)
     ap.add_argument("--perch", default=None, help="also check the real `perch run` binary against rclpy")
     ap.add_argument("--perch-config", default="configs/ros2.toml")
+    ap.add_argument("--only-image-source", action="store_true",
+                    help="with --perch: run only the `[source] kind = \"ros2\"` checks (quicker while working on them)")
     args = ap.parse_args()
     lo, names = only_loopback()
     if not lo:
@@ -307,7 +513,7 @@ def main():
         return 2
     logs_root = args.logs or os.path.join("/tmp", f"perch-ros2-live-{os.getpid()}")
     checks = []
-    for attempt in range(2):
+    for attempt in range(0 if args.only_image_source and args.perch else 2):
         logs = os.path.join(logs_root, f"attempt-{attempt + 1}")
         checks = run_attempt(args, attempt, logs)
         if all(ok for _, ok, _ in checks):
@@ -319,13 +525,15 @@ def main():
         if attempt == 0:
             print("live_matrix: retrying once", file=sys.stderr)
     if args.perch:
-        for attempt in range(2):
+        e2e = []
+        for attempt in range(0 if args.only_image_source else 2):
             logs = os.path.join(logs_root, f"perch-attempt-{attempt + 1}")
             e2e = run_perch_e2e(args, logs)
             if all(ok for _, ok, _ in e2e):
                 break
             print(f"live_matrix: perch run attempt {attempt + 1} failed (logs kept in {logs})", file=sys.stderr)
         checks += e2e
+        checks += run_image_source_suite(args, logs_root)
     for name, ok, detail in checks:
         print(f"{'PASS' if ok else 'FAIL'} {name}: {detail}")
     passed = sum(1 for _, ok, _ in checks if ok)

@@ -17,49 +17,15 @@ pub enum ClassIdMode {
     Index,
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReliabilityKind {
-    /// Lost samples are resent. Reaches reliable and best-effort subscribers.
-    #[default]
-    Reliable,
-    /// Fire and forget. Never reaches a reliable subscriber (DDS rule).
-    BestEffort,
+pub use perch_pipeline::qos::{DurabilityKind, QosConfig, ReliabilityKind};
+
+/// ros2-client's profile for a [`QosConfig`].
+pub trait ToQosProfile {
+    fn to_profile(&self) -> QosProfile;
 }
 
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DurabilityKind {
-    /// Only subscribers present at publish time get a sample.
-    #[default]
-    Volatile,
-    /// Late joiners get the last `history_depth` samples ("latched").
-    TransientLocal,
-}
-
-/// QoS of one topic. A publish never waits for a slow reliable reader: when the send window is
-/// full the sample is counted as unsent instead.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct QosConfig {
-    pub reliability: ReliabilityKind,
-    /// keep_last depth (at least 1).
-    pub history_depth: usize,
-    pub durability: DurabilityKind,
-}
-
-impl Default for QosConfig {
-    fn default() -> Self {
-        Self { reliability: ReliabilityKind::Reliable, history_depth: 10, durability: DurabilityKind::Volatile }
-    }
-}
-
-impl QosConfig {
-    pub fn best_effort(depth: usize) -> Self {
-        Self { reliability: ReliabilityKind::BestEffort, history_depth: depth, durability: DurabilityKind::Volatile }
-    }
-
-    pub fn to_profile(&self) -> QosProfile {
+impl ToQosProfile for QosConfig {
+    fn to_profile(&self) -> QosProfile {
         let reliability = match self.reliability {
             ReliabilityKind::Reliable => Reliability::Reliable { when_full: WhenFull::Fail },
             ReliabilityKind::BestEffort => Reliability::BestEffort,

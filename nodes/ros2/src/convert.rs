@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
-use perch_pipeline::{Detection, DropReason, LiveSnapshot};
+use perch_pipeline::{Detection, DropReason, LiveSnapshot, SourceHeader};
 
 use crate::config::ClassIdMode;
 use crate::msg::{
@@ -19,6 +19,17 @@ use crate::msg::{
 pub fn capture_wall_time(captured_at: Instant, now_mono: Instant, now_wall: SystemTime) -> SystemTime {
     let age = now_mono.saturating_duration_since(captured_at);
     now_wall.checked_sub(age).unwrap_or(now_wall)
+}
+
+/// The stamp and frame id of a frame's output messages: the input image's header when the source
+/// gave one (`SourceHeader::stamp` set: a ROS 2 image), else `fallback()` (the capture wall time)
+/// and `ros2.frame_id`. An image header with an empty `frame_id` keeps the empty id (it is the
+/// image's; downstream pairing must see the same).
+pub fn output_header<'a>(source: &'a SourceHeader, fallback: impl FnOnce() -> Time, frame_id: &'a str) -> (Time, &'a str) {
+    match source.stamp {
+        Some(stamp) => (Time::from_duration(stamp), source.frame_id.as_str()),
+        None => (fallback(), frame_id),
+    }
 }
 
 /// How a class index becomes `ObjectHypothesis.class_id`.
@@ -238,6 +249,24 @@ mod tests {
         assert_eq!(class_label(ClassIdMode::Name, 0, Some(&names)), "person");
         assert_eq!(class_label(ClassIdMode::Index, 0, Some(&names)), "0");
         assert_eq!(class_label(ClassIdMode::Name, 3, None), "3");
+    }
+
+    #[test]
+    fn the_input_images_header_wins_over_the_capture_time() {
+        let mut h = SourceHeader::default();
+        let fallback = || Time { sec: 9, nanosec: 9 };
+        assert_eq!(output_header(&h, fallback, "camera"), (Time { sec: 9, nanosec: 9 }, "camera"));
+        h.set(Duration::new(1_700_000_001, 100_000_005), "cam_optical");
+        assert_eq!(output_header(&h, fallback, "camera"), (Time { sec: 1_700_000_001, nanosec: 100_000_005 }, "cam_optical"));
+        // Predicted boxes step back from the image's stamp.
+        let mut out = Detection2DArray::default();
+        let mut d = det(0.0, 0.0, 2.0, 2.0, 0.9, 0, Some(1));
+        (d.predicted, d.age) = (true, perch_pipeline::DetectionAge { frames: 1, ms: 100.0 });
+        let (stamp, id) = output_header(&h, fallback, "camera");
+        fill_detection_array(&mut out, stamp, id, &[d], ClassIdMode::Index, None);
+        assert_eq!(out.header.frame_id, "cam_optical");
+        assert_eq!(out.detections[0].header.stamp, Time { sec: 1_700_000_001, nanosec: 5 });
+        assert_eq!(out.detections[0].header.frame_id, "cam_optical");
     }
 
     #[test]

@@ -2,7 +2,11 @@
 
 pub mod config;
 pub mod convert;
+pub mod image_in;
+pub mod image_seed;
+pub mod image_source;
 pub mod msg;
+pub mod node;
 pub mod overlay;
 pub mod params;
 pub mod stage;
@@ -15,8 +19,10 @@ compile_error!(
 #[cfg(not(any(feature = "humble", feature = "jazzy")))]
 compile_error!("perch-ros2: enable `jazzy` (default: Iron, Jazzy, Kilted) or `humble`");
 
-pub use config::{ClassIdMode, DurabilityKind, QosConfig, ReliabilityKind, Ros2Config};
+pub use config::{ClassIdMode, DurabilityKind, QosConfig, ReliabilityKind, Ros2Config, ToQosProfile};
+pub use image_source::{open_image_source, ImageSourceConfig, Ros2ImageSource};
 pub use msg::RosMessage;
+pub use node::Ros2Node;
 pub use params::LiveParams;
 pub use stage::{PublishObserver, Ros2PublishStage};
 

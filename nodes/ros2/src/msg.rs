@@ -39,6 +39,17 @@ pub struct Time {
 }
 
 impl Time {
+    /// From a time since the epoch (a ROS stamp as perch carries it); saturates like [`Self::from_system`].
+    pub fn from_duration(d: std::time::Duration) -> Self {
+        Self { sec: d.as_secs().min(i32::MAX as u64) as i32, nanosec: d.subsec_nanos() }
+    }
+
+    /// As a time since the epoch; a stamp before the epoch (negative `sec`) is the epoch, an
+    /// out-of-range `nanosec` is clamped.
+    pub fn to_duration(self) -> std::time::Duration {
+        std::time::Duration::new(self.sec.max(0) as u64, self.nanosec.min(999_999_999))
+    }
+
     /// From a wall-clock time; saturates at the ends of ROS' 32-bit seconds range.
     pub fn from_system(t: std::time::SystemTime) -> Self {
         match t.duration_since(std::time::UNIX_EPOCH) {
@@ -195,6 +206,20 @@ pub struct CompressedImage {
     pub data: Vec<u8>,
 }
 
+/// `sensor_msgs/msg/Image`: raw pixels, `step` bytes per row (rows may be padded), `encoding` one
+/// of `sensor_msgs/image_encodings` (`rgb8`, `bgr8`, `mono8`, `yuv422_yuy2`, `nv12`, ...).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub header: Header,
+    pub height: u32,
+    pub width: u32,
+    pub encoding: String,
+    pub is_bigendian: u8,
+    pub step: u32,
+    #[serde(with = "serde_bytes")]
+    pub data: Vec<u8>,
+}
+
 ros_message!(Time, "builtin_interfaces", "Time");
 ros_message!(Header, "std_msgs", "Header");
 ros_message!(Point, "geometry_msgs", "Point");
@@ -212,6 +237,7 @@ ros_message!(KeyValue, "diagnostic_msgs", "KeyValue");
 ros_message!(DiagnosticStatus, "diagnostic_msgs", "DiagnosticStatus");
 ros_message!(DiagnosticArray, "diagnostic_msgs", "DiagnosticArray");
 ros_message!(CompressedImage, "sensor_msgs", "CompressedImage");
+ros_message!(Image, "sensor_msgs", "Image");
 
 /// The 4-byte RTPS encapsulation header of little-endian plain CDR (`CDR_LE`, options 0).
 pub const CDR_LE_HEADER: [u8; 4] = [0x00, 0x01, 0x00, 0x00];

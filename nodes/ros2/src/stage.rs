@@ -8,15 +8,14 @@ use std::time::{Instant, SystemTime};
 
 use anyhow::Context as _;
 use perch_pipeline::{Frame, LiveStats, Stage, StartContext};
-use ros2_client::{
-    Context, ContextOptions, MessageTypeName, Name, Node, NodeName, NodeOptions, ParameterValue, Publisher,
-};
+use ros2_client::{MessageTypeName, Name, Node, Publisher};
 
-use crate::config::{self, QosConfig, Ros2Config};
+use crate::config::{self, QosConfig, Ros2Config, ToQosProfile};
 use crate::convert::{self, DiagWindow, PublisherCounts};
 use crate::msg::{CompressedImage, Detection2DArray, DiagnosticArray, Header, RosMessage, Time};
 use crate::overlay::Overlay;
-use crate::params::{check_unit, LiveParams};
+use crate::node::Ros2Node;
+use crate::params::LiveParams;
 
 /// Counters shared with the diagnostics thread.
 #[derive(Debug, Default)]
@@ -54,11 +53,9 @@ pub struct Ros2PublishStage {
     det_pub: Publisher<Detection2DArray>,
     img_pub: Option<Publisher<CompressedImage>>,
     diag_pub: Option<Publisher<DiagnosticArray>>,
-    /// `None` once stopped: dropping the node is what tells its spinner to stop (see `stop`).
-    node: Option<Node>,
+    /// After the publishers (field order = drop order); the node ends with its last handle (see [`Ros2Node`]).
+    node: Option<Ros2Node>,
     node_name: String,
-    _context: Context,
-    spinner: Option<JoinHandle<()>>,
     diag_thread: Option<(mpsc::Sender<()>, JoinHandle<()>)>,
     class_names: Option<Arc<[String]>>,
     counts: Arc<Counts>,
@@ -78,6 +75,13 @@ impl std::fmt::Debug for Ros2PublishStage {
             .field("domain_id", &self.domain_id)
             .finish_non_exhaustive()
     }
+}
+
+fn create_publisher<M: RosMessage>(node: &mut Node, key: &str, topic: &str, qos: &QosConfig) -> anyhow::Result<Publisher<M>> {
+    let t = node
+        .create_topic(&topic_name(key, topic)?, MessageTypeName::new(M::PACKAGE, M::NAME), &qos.to_profile())
+        .map_err(|e| anyhow::anyhow!("cannot create topic {topic}: {e:?}"))?;
+    node.create_publisher::<M>(&t, None).map_err(|e| anyhow::anyhow!("cannot create publisher {topic}: {e:?}"))
 }
 
 fn topic_name(key: &str, topic: &str) -> anyhow::Result<Name> {
@@ -101,123 +105,47 @@ impl Ros2PublishStage {
     /// `PERCH_ROS2_NAMESPACE`, `PERCH_ROS2_NODE_NAME`, `PERCH_ROS2_REMAP` and `ROS_DOMAIN_ID`
     /// are read from the environment.
     pub fn with_params(cfg: &Ros2Config, params: Arc<LiveParams>) -> anyhow::Result<Self> {
-        let mut cfg = cfg.clone();
-        cfg.apply_env(|k| std::env::var(k).ok())?;
-        cfg.validate()?;
-        let domain_id = config::domain_id_from_env()?;
-        Self::build(cfg, domain_id, params)
+        Self::on_node(Ros2Node::open(cfg, params)?)
     }
 
     /// Like [`Self::with_params`] with an explicit domain and no environment overrides (tests).
     pub fn with_domain(cfg: &Ros2Config, domain_id: u16, params: Arc<LiveParams>) -> anyhow::Result<Self> {
-        cfg.validate()?;
-        anyhow::ensure!(domain_id <= 232, "ROS 2 domain id {domain_id} is out of range 0..=232");
-        Self::build(cfg.clone(), domain_id, params)
+        Self::on_node(Ros2Node::with_domain(cfg, domain_id, params)?)
     }
 
-    fn build(cfg: Ros2Config, domain_id: u16, params: Arc<LiveParams>) -> anyhow::Result<Self> {
-        let context = Context::with_options(ContextOptions::new().domain_id(domain_id))
-            .with_context(|| format!("cannot start DDS on ROS 2 domain {domain_id}"))?;
-        let node_name = NodeName::new(&cfg.namespace, &cfg.node_name).map_err(|e| {
-            anyhow::anyhow!(
-                "ros2.namespace = {:?} / ros2.node_name = {:?} do not form a valid ROS 2 node name ({e:?}): \
-                 namespace like \"/perch\", name like \"perch\"",
-                cfg.namespace,
-                cfg.node_name
-            )
-        })?;
-        let set_params = params.clone();
-        let options = NodeOptions::new()
-            .enable_rosout(true)
-            .start_parameter_services(true)
-            .declare_parameter("conf", ParameterValue::Double(params.conf() as f64))
-            .declare_parameter("iou", ParameterValue::Double(params.iou() as f64))
-            .parameter_validator(Box::new(|name, value| match (name, value) {
-                ("conf" | "iou", ParameterValue::Double(v)) => check_unit(name, *v).map(|_| ()),
-                ("conf" | "iou", other) => Err(format!("{name} must be a double in 0..=1, got {other:?}")),
-                _ => Ok(()),
-            }))
-            .parameter_set_action(Box::new(move |name, value| match (name, value) {
-                ("conf", ParameterValue::Double(v)) => {
-                    tracing::info!(conf = v, "ros2: parameter conf set");
-                    set_params.set_conf(*v)
-                }
-                ("iou", ParameterValue::Double(v)) => {
-                    tracing::info!(iou = v, "ros2: parameter iou set");
-                    set_params.set_iou(*v)
-                }
-                _ => Ok(()),
-            }));
-        let mut node = context
-            .new_node(node_name, options)
-            .map_err(|e| anyhow::anyhow!("cannot create ROS 2 node {}/{}: {e:?}", cfg.namespace, cfg.node_name))?;
-
-        let det_topic = node
-            .create_topic(
-                &topic_name("detections", &cfg.detections.topic)?,
-                MessageTypeName::new(Detection2DArray::PACKAGE, Detection2DArray::NAME),
-                &cfg.detections.qos.to_profile(),
-            )
-            .map_err(|e| anyhow::anyhow!("cannot create topic {}: {e:?}", cfg.detections.topic))?;
-        let det_pub = node
-            .create_publisher::<Detection2DArray>(&det_topic, None)
-            .map_err(|e| anyhow::anyhow!("cannot create publisher {}: {e:?}", cfg.detections.topic))?;
-        let diag_pub = if cfg.diagnostics.enabled {
-            let t = node
-                .create_topic(
-                    &topic_name("diagnostics", &cfg.diagnostics.topic)?,
-                    MessageTypeName::new(DiagnosticArray::PACKAGE, DiagnosticArray::NAME),
-                    &cfg.diagnostics.qos.to_profile(),
-                )
-                .map_err(|e| anyhow::anyhow!("cannot create topic {}: {e:?}", cfg.diagnostics.topic))?;
-            Some(
-                node.create_publisher::<DiagnosticArray>(&t, None)
-                    .map_err(|e| anyhow::anyhow!("cannot create publisher {}: {e:?}", cfg.diagnostics.topic))?,
-            )
-        } else {
-            None
-        };
-        let img_pub = if cfg.image.enabled {
-            let t = node
-                .create_topic(
-                    &topic_name("image", &cfg.image.topic)?,
-                    MessageTypeName::new(CompressedImage::PACKAGE, CompressedImage::NAME),
-                    &cfg.image.qos.to_profile(),
-                )
-                .map_err(|e| anyhow::anyhow!("cannot create topic {}: {e:?}", cfg.image.topic))?;
-            Some(
-                node.create_publisher::<CompressedImage>(&t, None)
-                    .map_err(|e| anyhow::anyhow!("cannot create publisher {}: {e:?}", cfg.image.topic))?,
-            )
-        } else {
-            None
-        };
-
-        // Graph discovery, parameter services and /rosout need the spinner running.
-        let spinner = node.spinner().map_err(|e| anyhow::anyhow!("cannot start the ROS 2 spinner: {e:?}"))?;
-        let spinner = std::thread::Builder::new().name("ros2-spinner".into()).spawn(move || {
-            if let Err(e) = smol::block_on(spinner.spin()) {
-                tracing::warn!("ros2: spinner ended with an error: {e:?}");
-            }
-        })?;
-
+    /// The stage on a node that already exists (shared with the ROS 2 image source, so perch is
+    /// one node in the graph). Topics and QoS come from the node's `[ros2]` config.
+    pub fn on_node(node: Ros2Node) -> anyhow::Result<Self> {
+        let cfg = node.config().clone();
+        let (det_pub, diag_pub, img_pub) = node
+            .with(|n| -> anyhow::Result<_> {
+                let det_pub = create_publisher::<Detection2DArray>(n, "detections", &cfg.detections.topic, &cfg.detections.qos)?;
+                let diag_pub = match cfg.diagnostics.enabled {
+                    true => Some(create_publisher::<DiagnosticArray>(n, "diagnostics", &cfg.diagnostics.topic, &cfg.diagnostics.qos)?),
+                    false => None,
+                };
+                let img_pub = match cfg.image.enabled {
+                    true => Some(create_publisher::<CompressedImage>(n, "image", &cfg.image.topic, &cfg.image.qos)?),
+                    false => None,
+                };
+                Ok((det_pub, diag_pub, img_pub))
+            })
+            .context("the ROS 2 node was already shut down")??;
         tracing::info!(
-            node = %node.fully_qualified_name(),
-            domain_id,
+            node = %node.name(),
+            domain_id = node.domain_id(),
             detections = %cfg.detections.topic,
             qos = %describe_qos(&cfg.detections.qos),
-            "ros2: node up. Subscribers must use compatible QoS: a best-effort publisher never reaches a reliable subscriber"
+            "ros2: publishing. Subscribers must use compatible QoS: a best-effort publisher never reaches a reliable subscriber"
         );
         Ok(Self {
-            domain_id,
-            params,
+            domain_id: node.domain_id(),
+            params: node.params(),
             det_pub,
             img_pub,
             diag_pub,
-            node_name: node.fully_qualified_name(),
+            node_name: node.name().to_string(),
             node: Some(node),
-            _context: context,
-            spinner: Some(spinner),
             diag_thread: None,
             class_names: None,
             counts: Arc::default(),
@@ -230,6 +158,11 @@ impl Ros2PublishStage {
             stopped: AtomicBool::new(false),
             cfg,
         })
+    }
+
+    /// The node this stage publishes on (an image source can subscribe on it: [`crate::open_image_source`]).
+    pub fn node(&self) -> Option<Ros2Node> {
+        self.node.clone()
     }
 
     /// The parameters the ROS 2 parameter services write; hand the same `Arc` to the detect stage.
@@ -248,7 +181,8 @@ impl Ros2PublishStage {
 
     /// Subscriptions currently matched to the detections publisher.
     pub fn detections_subscribers(&self) -> usize {
-        self.node.as_ref().map_or(0, |node| self.det_pub.get_subscription_count(node))
+        let det_pub = &self.det_pub;
+        self.node.as_ref().and_then(|node| node.with(|n| det_pub.get_subscription_count(n))).unwrap_or(0)
     }
 
     /// Observe every detections message right after it was handed to DDS (tools, tests).
@@ -338,12 +272,18 @@ impl Stage for Ros2PublishStage {
     }
 
     fn process(&mut self, frame: &mut Frame) -> anyhow::Result<()> {
-        let stamp = Time::from_system(convert::capture_wall_time(frame.captured_at, Instant::now(), SystemTime::now()));
+        // The input image's own header when the source has one (a ROS 2 image topic), so consumers
+        // can pair detections with images; otherwise the capture time and `ros2.frame_id`.
+        let (stamp, frame_id) = convert::output_header(
+            &frame.data.header,
+            || Time::from_system(convert::capture_wall_time(frame.captured_at, Instant::now(), SystemTime::now())),
+            &self.cfg.frame_id,
+        );
         let mut msg = Detection2DArray::default();
         convert::fill_detection_array(
             &mut msg,
             stamp,
-            &self.cfg.frame_id,
+            frame_id,
             &frame.detections,
             self.cfg.class_id,
             self.class_names.as_deref(),
@@ -392,13 +332,9 @@ impl Stage for Ros2PublishStage {
             let _ = tx.send(());
             let _ = h.join();
         }
-        // ros2-client signals the spinner once from `stop_spinner` and again from `Node::drop`;
-        // the second finds the spinner gone and logs "ERROR Cannot notify spin task to stop" on
-        // every clean shutdown. Dropping the node is the one signal (the spinner is still there).
-        drop(self.node.take());
-        if let Some(h) = self.spinner.take() {
-            join_bounded(h, std::time::Duration::from_secs(2));
-        }
+        // The node handle stays until the stage is dropped: its fields drop in order, the
+        // publishers before the node (a publisher dropped after the node's DDS context is gone
+        // logs "ERROR ... Cannot remove Writer"). The last handle ends the node and its spinner.
         Ok(())
     }
 
@@ -415,19 +351,6 @@ impl Stage for Ros2PublishStage {
             ("diagnostics_sent".into(), l(&c.diagnostics_sent)),
             ("diagnostics_unsent".into(), l(&c.diagnostics_unsent)),
         ]
-    }
-}
-
-/// Join a thread if it ends within `limit`; otherwise leave it (it is stopping, and must not hold up shutdown).
-fn join_bounded(h: JoinHandle<()>, limit: std::time::Duration) {
-    let until = Instant::now() + limit;
-    while !h.is_finished() && Instant::now() < until {
-        std::thread::sleep(std::time::Duration::from_millis(10));
-    }
-    if h.is_finished() {
-        let _ = h.join();
-    } else {
-        tracing::warn!("ros2: spinner did not stop within {limit:?}; leaving it");
     }
 }
 

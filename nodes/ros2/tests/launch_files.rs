@@ -18,5 +18,5 @@ fn launch_files_parse_and_name_existing_configs() {
     let text = String::from_utf8_lossy(&out.stdout);
     eprintln!("{text}{}", String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "launch file checks failed:\n{text}");
-    assert!(text.contains("launch: 2 passed, 0 failed"), "{text}");
+    assert!(text.contains("launch: 3 passed, 0 failed"), "{text}");
 }
