@@ -33,6 +33,8 @@ Examples:
   perch run --config configs/nano.toml --source /dev/video0
       the Nano profile on a USB camera (build with --features camera); --source 0 and
       --source datasets/vtest work too
+  perch run --source flight.mp4        (or --source rtsp://192.168.1.20:8554/stream)
+      a video file at its own frame rate, or a network camera (build with --features video)
   perch devices
       the cameras present, with their formats, sizes and frame rates
   perch detect datasets/vtest/img1/000001.jpg --json

@@ -19,9 +19,10 @@ pub struct RunArgs {
     /// config file are relative to the file's folder.
     #[arg(long, short)]
     config: Option<PathBuf>,
-    /// Where frames come from, replacing `[source]`'s kind and device/folder: a camera index (`0`), a
-    /// camera device (`/dev/video2`, `/dev/v4l/by-id/...`) or a folder of frames (`datasets/vtest`).
-    /// Keys of the other kind are dropped; `--set source.*` still applies on top.
+    /// Where frames come from, replacing `[source]`'s kind and locator: a camera index (`0`), a camera
+    /// device (`/dev/video2`, `/dev/v4l/by-id/...`), a folder of frames (`datasets/vtest`), a video file
+    /// (`clip.mp4`, `.mkv`, `.avi`, `.mov`, ...) or an RTSP stream (`rtsp://host:8554/path`); the last two
+    /// need `--features video`. Keys of the other kinds are dropped; `--set source.*` still applies on top.
     #[arg(long, value_name = "SOURCE")]
     source: Option<String>,
     /// Override one key: `--set source.pacing=max` (repeatable; values are TOML).
@@ -82,8 +83,7 @@ pub fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// What a `--source` value names. The one place that reads it: video files and stream URLs are
-/// further variants here.
+/// What a `--source` value names. The one place that reads it.
 #[derive(Debug, PartialEq)]
 enum SourceArg {
     Camera(DeviceSpec),
