@@ -70,10 +70,18 @@ pub struct TensorBuf {
     /// [channels, height, width]
     pub shape: [usize; 3],
     pub data: Vec<f32>,
+    /// The letterbox whose padding `data` already holds: the preprocess stage then writes only the
+    /// content rectangle of a frame with the same geometry (in a pipeline's steady state the
+    /// pool's buffers keep their padding, ~40 % of a 16:9 frame's tensor). Anything else that
+    /// writes into `data` must set this to `None`; [`TensorBuf::reshape`] to another shape does.
+    pub padded_for: Option<crate::Letterbox>,
 }
 
 impl TensorBuf {
     pub fn reshape(&mut self, shape: [usize; 3]) {
+        if shape != self.shape {
+            self.padded_for = None;
+        }
         self.shape = shape;
         self.data.resize(shape.iter().product(), 0.0);
     }

@@ -122,7 +122,7 @@ impl Stage for DetectStage {
             // One pass before the first frame: pays page faults, buffer growth and lazy
             // initialisation up front instead of on a frame with a deadline.
             let s = detector.imgsz() as usize;
-            let blank = TensorBuf { shape: [3, s, s], data: vec![114.0 / 255.0; 3 * s * s] };
+            let blank = TensorBuf { shape: [3, s, s], data: vec![114.0 / 255.0; 3 * s * s], padded_for: None };
             let t0 = Instant::now();
             detector.forward_raw(&blank)?;
             self.warm_up = Some(t0.elapsed());

@@ -35,7 +35,7 @@ pub fn yuv_to_rgb(y: u8, u: u8, v: u8) -> [u8; 3] {
 /// Check that `src` is a well-formed image this crate can read.
 pub fn validate(src: &ImageBuf) -> anyhow::Result<()> {
     ensure!(src.width > 0 && src.height > 0, "preprocess: empty source image ({}x{})", src.width, src.height);
-    if src.format == PixelFormat::Yuyv && src.width % 2 != 0 {
+    if src.format == PixelFormat::Yuyv && !src.width.is_multiple_of(2) {
         bail!("preprocess: YUYV needs an even width (2 pixels share one U/V pair), got {}x{}", src.width, src.height);
     }
     let want = src.format.buffer_len(src.width, src.height);

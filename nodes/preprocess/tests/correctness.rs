@@ -10,11 +10,11 @@ use proptest::prelude::*;
 const FORMATS: [PixelFormat; 6] =
     [PixelFormat::Rgb8, PixelFormat::Bgr8, PixelFormat::Rgba8, PixelFormat::Gray8, PixelFormat::Yuyv, PixelFormat::Nv12];
 
-/// Bound of |fast - reference| in tensor units: 0.01 of one 0..255 LSB. Both paths compute the
-/// same bilinear blend of the same integer RGB values in f32, only in a different order (vertical
-/// first, 1/255 folded into the weights): each of the ~6 roundings adds at most 2^-24 relative
-/// error on values ≤ 1, so the difference is below 1e-6, far inside this bound (and the 1 LSB
-/// asked for).
+/// Bound of |fast - reference| in tensor units: 0.01 of one 0..255 LSB. The fast path blends the
+/// same integer RGB values horizontally in exact integers with the tap fraction rounded to 1/2^14
+/// (error ≤ |b - a| 2^-15 ≤ 255/32768 ≈ 0.0078 LSB), then vertically in f32 with the reference's
+/// weight (a convex combination, so the error stays ≤ 0.0078 LSB), plus a few f32 roundings of
+/// 2^-24 relative on values ≤ 1 (≈ 1e-5 LSB): inside this bound, and far inside the 1 LSB asked for.
 const FAST_VS_REFERENCE: f32 = 0.01 / 255.0;
 
 fn image(format: PixelFormat, w: u32, h: u32, bytes: &[u8]) -> ImageBuf {
@@ -420,4 +420,52 @@ fn f16_output_is_the_f32_tensor_rounded() {
         // f16 has 11 significant bits: relative error ≤ 2^-11 (well under 1 LSB of 0..255 for values ≤ 1).
         assert!((a.to_f32() - b).abs() <= b.abs() * (1.0 / 2048.0) + 1e-7);
     }
+}
+
+/// Camera-sized frames (where the SIMD kernels run on whole 32-pixel groups and 8-output windows,
+/// with tails), a shrink beyond the windows' reach (3840 → 320, portable fallback) and an odd
+/// enlargement: `Path::Auto` (AVX2 kernels) and `Path::Baseline` give bit-identical tensors, and
+/// both stay within the bound of the scalar reference.
+#[test]
+fn simd_and_baseline_are_bit_identical_at_camera_sizes() {
+    let noise: Vec<u8> = (0..7919u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    for format in FORMATS {
+        for (w, h, t) in [(1280, 720, 640), (1920, 1080, 640), (3840, 2160, 320), (640, 480, 320), (98, 61, 640), (1282, 722, 640)] {
+            let img = image(format, w, h, &noise);
+            let (mut simd, mut base, mut want) = (TensorBuf::default(), TensorBuf::default(), TensorBuf::default());
+            Preprocessor::new(Path::Auto).run(&img, t, t, &mut simd).unwrap();
+            Preprocessor::new(Path::Baseline).run(&img, t, t, &mut base).unwrap();
+            assert!(simd.data == base.data, "{format:?} {w}x{h} -> {t}: SIMD and baseline differ");
+            if w * h <= 1920 * 1080 {
+                letterbox_into_reference(&img, t, t, &mut want).unwrap();
+                let d = max_diff(&simd.data, &want.data);
+                assert!(d <= FAST_VS_REFERENCE, "{format:?} {w}x{h} -> {t}: max diff {d}");
+            }
+        }
+    }
+}
+
+/// One tensor reused across geometries, as the frame pool does: the padding is skipped only when
+/// the buffer holds this letterbox's padding, so the result always equals a fresh tensor's; a
+/// writer that resets `padded_for` gets the padding rewritten.
+#[test]
+fn reused_tensor_keeps_or_rewrites_padding_exactly() {
+    let noise: Vec<u8> = (0..4099u32).map(|i| (i.wrapping_mul(2246822519) >> 11) as u8).collect();
+    let mut pre = Preprocessor::new(Path::Auto);
+    let mut reused = TensorBuf::default();
+    for (w, h, t) in [(1280, 720, 320), (1280, 720, 320), (720, 1280, 320), (640, 640, 320), (1280, 720, 320), (333, 517, 320), (1280, 720, 640)] {
+        let img = image(PixelFormat::Rgb8, w, h, &noise);
+        let lb = pre.run(&img, t, t, &mut reused).unwrap();
+        assert_eq!(reused.padded_for, Some(lb));
+        let mut fresh = TensorBuf::default();
+        Preprocessor::new(Path::Auto).run(&img, t, t, &mut fresh).unwrap();
+        assert!(reused.data == fresh.data, "{w}x{h} -> {t} after another geometry");
+    }
+    let img = image(PixelFormat::Rgb8, 1280, 720, &noise);
+    let mut fresh = TensorBuf::default();
+    pre.run(&img, 640, 640, &mut fresh).unwrap();
+    reused.data.fill(0.0);
+    reused.padded_for = None;
+    pre.run(&img, 640, 640, &mut reused).unwrap();
+    assert!(reused.data == fresh.data, "padding not rewritten after padded_for was reset");
 }
