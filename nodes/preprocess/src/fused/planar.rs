@@ -9,7 +9,7 @@
 use perch_pipeline::{ImageBuf, PixelFormat};
 
 use super::horizontal::Simd;
-use crate::pixel::{CUB, CUG, CVG, CVR, CY, HALF, SHIFT};
+use crate::pixel::{yuv_to_rgb, CUB, CUG, CVG, CVR, CY, HALF, SHIFT};
 
 /// Planes this format produces (gray: one, copied to three at the end).
 pub(crate) fn planes(format: PixelFormat) -> usize {
@@ -113,19 +113,24 @@ fn to_u8(v: i32) -> u8 {
     (v >> SHIFT).clamp(0, 255) as u8
 }
 
+/// Two pixels sharing one chroma pair into 2 bytes of each plane (the chroma terms computed once).
+#[inline(always)]
+fn pair(ys: [u8; 2], u: u8, v: u8, r: &mut [u8], g: &mut [u8], b: &mut [u8]) {
+    let (u, v) = (u as i32 - 128, v as i32 - 128);
+    let (ruv, guv, buv) = (CVR * v, CUG * u + CVG * v, CUB * u);
+    for (k, y) in ys.into_iter().enumerate() {
+        let y = luma(y);
+        r[k] = to_u8(y + ruv);
+        g[k] = to_u8(y + guv);
+        b[k] = to_u8(y + buv);
+    }
+}
+
 #[inline(always)]
 fn yuyv(px: &[u8], r: &mut [u8], g: &mut [u8], b: &mut [u8]) {
     let pairs = r.chunks_exact_mut(2).zip(g.chunks_exact_mut(2)).zip(b.chunks_exact_mut(2));
     for (p, ((r, g), b)) in px.chunks_exact(4).zip(pairs) {
-        let (u, v) = (p[1] as i32 - 128, p[3] as i32 - 128);
-        let (ruv, guv, buv) = (CVR * v, CUG * u + CVG * v, CUB * u);
-        let (y0, y1) = (luma(p[0]), luma(p[2]));
-        r[0] = to_u8(y0 + ruv);
-        r[1] = to_u8(y1 + ruv);
-        g[0] = to_u8(y0 + guv);
-        g[1] = to_u8(y1 + guv);
-        b[0] = to_u8(y0 + buv);
-        b[1] = to_u8(y1 + buv);
+        pair([p[0], p[2]], p[1], p[3], r, g, b);
     }
 }
 
@@ -135,23 +140,11 @@ fn nv12(ys: &[u8], uv: &[u8], r: &mut [u8], g: &mut [u8], b: &mut [u8]) {
     let even = w & !1;
     let pairs = r[..even].chunks_exact_mut(2).zip(g[..even].chunks_exact_mut(2)).zip(b[..even].chunks_exact_mut(2));
     for ((y, c), ((r, g), b)) in ys.chunks_exact(2).zip(uv.chunks_exact(2)).zip(pairs) {
-        let (u, v) = (c[0] as i32 - 128, c[1] as i32 - 128);
-        let (ruv, guv, buv) = (CVR * v, CUG * u + CVG * v, CUB * u);
-        let (y0, y1) = (luma(y[0]), luma(y[1]));
-        r[0] = to_u8(y0 + ruv);
-        r[1] = to_u8(y1 + ruv);
-        g[0] = to_u8(y0 + guv);
-        g[1] = to_u8(y1 + guv);
-        b[0] = to_u8(y0 + buv);
-        b[1] = to_u8(y1 + buv);
+        pair([y[0], y[1]], c[0], c[1], r, g, b);
     }
     if even < w {
         // Odd width: the last pixel has a chroma pair of its own.
-        let (u, v) = (uv[even] as i32 - 128, uv[even + 1] as i32 - 128);
-        let y = luma(ys[even]);
-        r[even] = to_u8(y + CVR * v);
-        g[even] = to_u8(y + CUG * u + CVG * v);
-        b[even] = to_u8(y + CUB * u);
+        [r[even], g[even], b[even]] = yuv_to_rgb(ys[even], uv[even], uv[even + 1]);
     }
 }
 
