@@ -56,6 +56,33 @@ fn main() {
         }
     }
 
+    // perch's conv GEMM alone on YOLO shapes, each path it has, in GFLOP/s (2 * MACs).
+    for &(c_in, hw, c_out, k, s) in &[(64usize, 80usize, 64usize, 3usize, 1usize), (32, 160, 64, 3, 2), (256, 20, 256, 3, 1), (128, 40, 128, 1, 1), (64, 80, 64, 1, 1)] {
+        use perch_detect::model::kernels::ConvGeom;
+        use perch_detect::model::sgemm::{self, PackedW};
+        let g = ConvGeom { c_in, h: hw, w: hw, c_out, k, stride: s, pad: k / 2 };
+        let (oh, ow) = g.out_hw();
+        let x: Vec<f32> = (0..c_in * hw * hw).map(|i| ((i * 7919) % 1000) as f32 / 1000.0 - 0.5).collect();
+        let w: Vec<f32> = (0..c_out * c_in * k * k).map(|i| ((i * 104729) % 1000) as f32 / 5000.0 - 0.1).collect();
+        let b = vec![0.1f32; c_out];
+        let gflop = 2.0 * (c_out * c_in * k * k * oh * ow) as f64 / 1e9;
+        let pw = PackedW::new(&w, c_out, c_in * k * k);
+        let pt = PackedW::for_taps(&w, c_out, c_in, k * k);
+        type Path<'a> = (&'static str, Box<dyn Fn() + 'a>);
+        let mut paths: Vec<Path> = Vec::new();
+        if k == 1 {
+            paths.push(("1x1", Box::new(|| drop(sgemm::conv1x1(&[&x], hw * hw, &pw, &b, Act::Silu, None)))));
+        } else {
+            paths.push(("im2col", Box::new(|| drop(sgemm::conv_im2col(&x, &g, &pw, &b, Act::Silu, None)))));
+            paths.push(("taps", Box::new(|| drop(sgemm::conv_taps(&x, &g, &pt, &b, Act::Silu, None)))));
+        }
+        for (name, f) in paths {
+            let ms = time(20, &f);
+            let med = { let mut v = ms.clone(); v.sort_by(|a, b| a.total_cmp(b)); v[v.len() / 2] };
+            println!("sgemm {name} {c_in}->{c_out} k{k} s{s} @{hw}x{hw} ({}): {} ({:.0} GFLOP/s)", pw.isa().name(), stats(ms), gflop / med * 1e3);
+        }
+    }
+
     // YOLOv12n's area attention at 640: layer 6 (64 ch, 40x40, 2 heads, 4 areas), layer 8
     // (128 ch, 20x20, 4 heads, 1 area). FLOPs: q^T k and v S^T, 2 * 2 * d * na^2 per head and area.
     for &(c, hw, heads, area) in &[(64usize, 40usize, 2usize, 4usize), (128, 20, 4, 1)] {

@@ -120,7 +120,7 @@ fn valid_ox(kx: usize, pad: usize, stride: usize, w: usize, ow: usize) -> (usize
 }
 
 /// im2col rows [c*k*k, j0..j1) (zero padding), row segments copied as slices: what
-/// perch-detect's `im2col_tile` does.
+/// perch-detect's f32 path did before it had its own GEMM (`model::sgemm`).
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
 fn im2col(x: &[f32], s: &ConvShape, h: usize, w: usize, j0: usize, j1: usize, col: &mut [f32]) {
     let (_, ow) = s.out_hw(h, w).unwrap();
@@ -270,7 +270,7 @@ fn run_f32(d: &mut Data, threads: usize) {
     }
     let kdim = s.kdim();
     let direct = s.k == 1 && s.stride == 1 && s.pad == 0;
-    // perch-detect's column_tile: ~256 KiB of im2col per tile, at least two tiles per thread.
+    // perch-detect's former column_tile: ~256 KiB of im2col per tile, at least two tiles per thread.
     let mut tile = ((256 * 1024 / 4) / kdim).clamp(32, 1024) / 16 * 16;
     if n.div_ceil(tile) < 2 * threads {
         tile = n.div_ceil(2 * threads).div_ceil(16) * 16;

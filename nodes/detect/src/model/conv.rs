@@ -15,6 +15,7 @@ use candle_nn::VarBuilder;
 use super::fmap::{Cx, Fmap};
 use super::kernels::{self, Act, ConvGeom};
 use super::qconv::QConv;
+use super::sgemm::{self, PackedW};
 
 /// Which implementation a [`Conv`] runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct Conv {
     /// (float and int8 kernels).
     pub(super) w_cpu: Vec<f32>,
     pub(super) b_cpu: Vec<f32>,
+    /// `w_cpu` packed for the conv GEMM's micro-kernel (float kernel, dense convs), at load.
+    pub(super) packed: Option<Arc<PackedW>>,
     /// Packed s8 weights and the activation quantization (int8 kernel).
     pub(super) q: Option<Arc<QConv>>,
     pub(super) c_in: usize,
@@ -94,6 +97,15 @@ impl ConvSpec {
         }
         Ok(())
     }
+}
+
+/// A dense conv's weights packed for the GEMM path it will run (see `forward_f32`).
+fn pack_dense(w: &[f32], c_out: usize, c_in: usize, k: usize, stride: usize) -> Arc<PackedW> {
+    Arc::new(if sgemm::taps_fit(k, stride) {
+        PackedW::for_taps(w, c_out, c_in, k * k)
+    } else {
+        PackedW::new(w, c_out, c_in * k * k)
+    })
 }
 
 pub(crate) fn tensor_f32_vec(t: &Tensor) -> Result<Vec<f32>> {
@@ -148,6 +160,7 @@ impl Conv {
         } else {
             (Vec::new(), Vec::new())
         };
+        let packed = (kernel == ConvKernel::F32 && groups == 1).then(|| pack_dense(&w_cpu, c_out, c_in, k, stride));
         Ok(Self {
             name: module_name(&prefix).to_string(),
             prefix,
@@ -155,6 +168,7 @@ impl Conv {
             bias: Some(bias),
             w_cpu,
             b_cpu,
+            packed,
             q: None,
             c_in,
             c_out,
@@ -218,6 +232,9 @@ impl Conv {
         if kernel == ConvKernel::F32 && c.w_cpu.is_empty() {
             (c.w_cpu, c.b_cpu) = self.float_weights()?;
         }
+        if kernel == ConvKernel::F32 && c.groups == 1 && c.packed.is_none() {
+            c.packed = Some(pack_dense(&c.w_cpu, c.c_out, c.c_in, c.k, c.stride));
+        }
         Ok(c)
     }
 
@@ -235,6 +252,7 @@ impl Conv {
             bias: Some(bias),
             w_cpu: Vec::new(),
             b_cpu: Vec::new(),
+            packed: None,
             q: None,
             c_in,
             c_out,
@@ -320,13 +338,18 @@ impl Conv {
             }
         }
         let out = with_cpu_slices(&parts, |slices| -> Result<Vec<f32>> {
-            let run = |rd: Option<&[f32]>| kernels::conv1x1_cat(slices, h * w, self.c_out, &self.w_cpu, &self.b_cpu, self.act, rd);
+            let pw = self.packed_w()?;
+            let run = |rd: Option<&[f32]>| sgemm::conv1x1(slices, h * w, pw, &self.b_cpu, self.act, rd);
             match &res {
                 Some(r) => with_cpu_data(r, |rd| run(Some(rd))),
                 None => Ok(run(None)),
             }
         })??;
         Ok(Tensor::from_vec(out, (1, self.c_out, h, w), &Device::Cpu)?)
+    }
+
+    fn packed_w(&self) -> Result<&PackedW> {
+        self.packed.as_deref().with_context(|| format!("conv {}: no packed float weights (not a dense f32 conv)", self.name))
     }
 
     fn forward_reference(&self, x: &Tensor, residual: Option<&Tensor>) -> Result<Tensor> {
@@ -353,10 +376,17 @@ impl Conv {
                 bail!("residual shape {:?} does not match conv output [1, {}, {oh}, {ow}]", r.dims(), self.c_out);
             }
         }
+        let pw = if self.groups == 1 { Some(self.packed_w()?) } else { None };
         let out = with_cpu_data(&x, |xd| -> Result<Vec<f32>> {
             let run = |rd: Option<&[f32]>| {
-                if self.groups == 1 {
-                    kernels::conv_dense(xd, &g, &self.w_cpu, &self.b_cpu, self.act, rd)
+                if let Some(pw) = pw {
+                    if g.k == 1 && g.stride == 1 && g.pad == 0 {
+                        sgemm::conv1x1(&[xd], h * w, pw, &self.b_cpu, self.act, rd)
+                    } else if sgemm::taps_fit(g.k, g.stride) {
+                        sgemm::conv_taps(xd, &g, pw, &self.b_cpu, self.act, rd)
+                    } else {
+                        sgemm::conv_im2col(xd, &g, pw, &self.b_cpu, self.act, rd)
+                    }
                 } else {
                     kernels::conv_depthwise(xd, &g, &self.w_cpu, &self.b_cpu, self.act, rd)
                 }

@@ -1,6 +1,7 @@
-//! Hand-written CPU kernels for the f32 conv path: tiled im2col + GEMM (the `gemm` crate, the
-//! same one Candle's matmul uses) with bias, SiLU and a residual add fused into the output pass,
-//! a direct depthwise conv, and area attention driven by strided GEMMs (no transposes).
+//! Hand-written CPU kernels for the f32 path: the im2col strips and the bias/SiLU/residual
+//! epilogue that perch's GEMM ([`super::sgemm`]) runs inside its micro-kernel loop, a direct
+//! depthwise conv, max pooling, the DFL decode, and the entry to the area attention (whose
+//! products run on the same micro-kernels).
 //!
 //! Every loop-heavy function has a generic body and an AVX2+FMA instantiation selected at run
 //! time, so the default `x86-64` build still gets 8-wide vectors.
@@ -56,8 +57,8 @@ pub fn has_avx2_fma() -> bool {
 pub struct KernelPaths {
     /// The fused conv/SiLU/depthwise/attention kernels of this module.
     pub fused: &'static str,
-    /// The `gemm` crate's f32 GEMM (its own run-time dispatch; built without its `x86-v4` feature,
-    /// so AVX-512 CPUs run its AVX2+FMA kernel too).
+    /// The GEMM of the convs and the attention: perch's own driver and micro-kernel
+    /// ([`super::sgemm`]).
     pub gemm: &'static str,
 }
 
@@ -69,13 +70,7 @@ pub fn kernel_paths() -> KernelPaths {
     } else {
         "generic (baseline SIMD of the target)"
     };
-    #[cfg(target_arch = "x86_64")]
-    let gemm = if std::arch::is_x86_feature_detected!("fma") { "fma (AVX2+FMA)" } else { "scalar" };
-    #[cfg(target_arch = "aarch64")]
-    let gemm = if std::arch::is_aarch64_feature_detected!("neon") { "neon" } else { "scalar" };
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    let gemm = "scalar";
-    KernelPaths { fused, gemm }
+    KernelPaths { fused, gemm: super::sgemm::Isa::detect().name() }
 }
 
 /// exp(x) for f32 with ~1 ulp-class accuracy (Cephes' expf polynomial); written so it
@@ -124,43 +119,17 @@ dispatch_avx2!(epilogue_row, fn(row: &mut [f32], bias: f32, act: Act, residual: 
     }
 });
 
-/// Lanes for reductions: float max/sum do not reassociate, so a loop with one accumulator stays
-/// scalar (and drags every fused op with it); 8 independent accumulators vectorise.
-const LANES: usize = 8;
-
+/// `dst = act(acc + bias) (+ residual)`: the GEMM's epilogue on one tile row while it is in L1.
+/// `inline(always)`: it compiles inside the GEMM driver's ISA.
 #[inline(always)]
-fn max_lanes(row: &[f32]) -> f32 {
-    let mut acc = [f32::NEG_INFINITY; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a = a.max(*v);
-        }
+pub(crate) fn epilogue_into(acc: &[f32], bias: f32, act: Act, residual: Option<&[f32]>, dst: &mut [f32]) {
+    match (act, residual) {
+        (Act::Silu, None) => dst.iter_mut().zip(acc).for_each(|(d, a)| *d = silu(*a + bias)),
+        (Act::Silu, Some(r)) => dst.iter_mut().zip(acc).zip(r).for_each(|((d, a), r)| *d = silu(*a + bias) + *r),
+        (Act::None, None) => dst.iter_mut().zip(acc).for_each(|(d, a)| *d = *a + bias),
+        (Act::None, Some(r)) => dst.iter_mut().zip(acc).zip(r).for_each(|((d, a), r)| *d = *a + bias + *r),
     }
-    let tail = chunks.remainder().iter().fold(f32::NEG_INFINITY, |m, v| m.max(*v));
-    acc.iter().fold(tail, |m, v| m.max(*v))
 }
-
-#[inline(always)]
-fn sum_lanes(row: &[f32]) -> f32 {
-    let mut acc = [0f32; LANES];
-    let mut chunks = row.chunks_exact(LANES);
-    for c in &mut chunks {
-        for (a, v) in acc.iter_mut().zip(c) {
-            *a += *v;
-        }
-    }
-    chunks.remainder().iter().sum::<f32>() + acc.iter().sum::<f32>()
-}
-
-dispatch_avx2!(softmax_rows, fn(data: &mut [f32], row_len: usize, scale: f32) {
-    for row in data.chunks_exact_mut(row_len) {
-        let max = max_lanes(row) * scale;
-        row.iter_mut().for_each(|v| *v = fast_exp(*v * scale - max));
-        let inv = 1.0 / sum_lanes(row);
-        row.iter_mut().for_each(|v| *v *= inv);
-    }
-});
 
 dispatch_avx2!(sigmoid_into, fn(src: &[f32], dst: &mut [f32]) {
     for (d, v) in dst.iter_mut().zip(src) {
@@ -221,16 +190,78 @@ fn valid_ox(kx: usize, pad: usize, stride: usize, w: usize, ow: usize) -> (usize
     (lo.min(hi), hi)
 }
 
-dispatch_avx2!(im2col_tile, fn(x: &[f32], g: &ConvGeom, j0: usize, j1: usize, col: &mut [f32]) {
+/// `dst.copy_from_slice(src)` for the short runs of an im2col strip, inline: a `memmove` call
+/// per run of a few dozen floats cost more than the copy itself.
+#[inline(always)]
+pub(crate) fn copy_short(dst: &mut [f32], src: &[f32]) {
+    let n = dst.len();
+    let src = &src[..n];
+    let full = n / 8 * 8;
+    for (d8, s8) in dst[..full].chunks_exact_mut(8).zip(src[..full].chunks_exact(8)) {
+        let d8: &mut [f32; 8] = d8.try_into().expect("chunks of 8");
+        *d8 = s8.try_into().expect("chunks of 8");
+    }
+    // At most 7 left: a 4-wide copy, then at most 3 single ones, too few for the compiler to
+    // turn back into a `memmove` call.
+    let mut i = full;
+    if n - i >= 4 {
+        let d4: &mut [f32; 4] = (&mut dst[i..i + 4]).try_into().expect("4");
+        *d4 = src[i..i + 4].try_into().expect("4");
+        i += 4;
+    }
+    if i < n {
+        dst[i] = src[i];
+    }
+    if i + 1 < n {
+        dst[i + 1] = src[i + 1];
+    }
+    if i + 2 < n {
+        dst[i + 2] = src[i + 2];
+    }
+}
+
+/// `dst.fill(0.0)` for short runs, inline (see [`copy_short`]).
+#[inline(always)]
+pub(crate) fn zero_short(dst: &mut [f32]) {
+    let n = dst.len();
+    let full = n / 8 * 8;
+    for d8 in dst[..full].chunks_exact_mut(8) {
+        let d8: &mut [f32; 8] = d8.try_into().expect("chunks of 8");
+        *d8 = [0.0; 8];
+    }
+    let mut i = full;
+    if n - i >= 4 {
+        let d4: &mut [f32; 4] = (&mut dst[i..i + 4]).try_into().expect("4");
+        *d4 = [0.0; 4];
+        i += 4;
+    }
+    if i < n {
+        dst[i] = 0.0;
+    }
+    if i + 1 < n {
+        dst[i + 1] = 0.0;
+    }
+    if i + 2 < n {
+        dst[i + 2] = 0.0;
+    }
+}
+
+/// im2col of output columns [j0, j1) and input `channels` into `col` as `channels.len() * k * k`
+/// rows of `ld` values (zeros past `j1 - j0`): with `ld` = the GEMM's strip width this is the micro-kernel's layout, so the
+/// GEMM reads it without packing it again. `inline(always)`: it compiles inside the caller's ISA.
+#[inline(always)]
+pub(crate) fn im2col_strip(x: &[f32], g: &ConvGeom, j0: usize, j1: usize, ld: usize, channels: std::ops::Range<usize>, col: &mut [f32]) {
     let (_, ow) = g.out_hw();
     let tw = j1 - j0;
     let (k, s, p) = (g.k, g.stride, g.pad);
-    for c in 0..g.c_in {
+    let c0 = channels.start;
+    for c in channels {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
         for ky in 0..k {
             for kx in 0..k {
-                let r = (c * k + ky) * k + kx;
-                let dst = &mut col[r * tw..(r + 1) * tw];
+                let r = ((c - c0) * k + ky) * k + kx;
+                let (dst, pad) = col[r * ld..(r + 1) * ld].split_at_mut(tw);
+                zero_short(pad);
                 let (xlo, xhi) = valid_ox(kx, p, s, g.w, ow);
                 let mut j = j0;
                 while j < j1 {
@@ -240,16 +271,16 @@ dispatch_avx2!(im2col_tile, fn(x: &[f32], g: &ConvGeom, j0: usize, j1: usize, co
                     let seg = &mut dst[j - j0..j - j0 + (ox1 - ox0)];
                     let iy = (oy * s + ky) as isize - p as isize;
                     if iy < 0 || iy >= g.h as isize {
-                        seg.fill(0.0);
+                        zero_short(seg);
                     } else {
                         let src = &plane[iy as usize * g.w..(iy as usize + 1) * g.w];
                         let a = xlo.clamp(ox0, ox1);
                         let b = xhi.clamp(a, ox1);
-                        seg[..a - ox0].fill(0.0);
-                        seg[b - ox0..].fill(0.0);
+                        zero_short(&mut seg[..a - ox0]);
+                        zero_short(&mut seg[b - ox0..]);
                         if s == 1 {
                             let ix0 = a + kx - p;
-                            seg[a - ox0..b - ox0].copy_from_slice(&src[ix0..ix0 + (b - a)]);
+                            copy_short(&mut seg[a - ox0..b - ox0], &src[ix0..ix0 + (b - a)]);
                         } else if s == 2 {
                             // Even/odd de-interleave: chunks of 2 let LLVM use shuffles instead of
                             // one scalar load per element.
@@ -274,207 +305,38 @@ dispatch_avx2!(im2col_tile, fn(x: &[f32], g: &ConvGeom, j0: usize, j1: usize, co
             }
         }
     }
-});
+}
 
 thread_local! {
     static COL: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
-/// Runs `f` with this thread's scratch buffer, at least `len` long. The buffer is moved out of the
-/// thread-local while `f` runs, not borrowed: if `f` waits inside rayon (a parallel GEMM) and this
-/// thread meanwhile runs another task that needs scratch, that task gets a fresh buffer instead of
-/// finding this one borrowed (a `RefCell` would panic there).
-fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+/// This thread's scratch buffer, at least `len` long, moved out of the thread-local (give it back
+/// with [`scratch_put`]), not borrowed: if the holder waits inside rayon and this thread meanwhile
+/// runs another task that needs scratch, that task gets a fresh buffer instead of finding this one
+/// borrowed (a `RefCell` would panic there). Not a closure-taking `with_scratch`: the callers are
+/// compiled for another ISA, and a closure would be a function of its own, compiled for the
+/// baseline target.
+pub(crate) fn scratch_take(len: usize) -> Vec<f32> {
     let mut buf = COL.take();
     if buf.len() < len {
         buf.resize(len, 0.0);
     }
-    let r = f(&mut buf[..len]);
+    buf
+}
+
+pub(crate) fn scratch_put(buf: Vec<f32>) {
     COL.set(buf);
-    r
-}
-
-fn threads() -> usize {
-    rayon::current_num_threads().max(1)
-}
-
-/// out[co, j] (+)= sum_k w[co, k] * rhs[k, j]  for j in the tile, rhs given by pointer/row stride;
-/// with `accumulate` the product is added to what `dst` holds.
-///
-/// # Safety
-/// `rhs` must be valid for `kdim` rows of `n` columns with row stride `rhs_rs`; `dst` for `m`
-/// rows of `n` columns with row stride `dst_rs`.
-#[allow(clippy::too_many_arguments)]
-unsafe fn gemm_into(
-    m: usize,
-    n: usize,
-    kdim: usize,
-    dst: *mut f32,
-    dst_rs: usize,
-    lhs: *const f32,
-    lhs_rs: usize,
-    lhs_cs: usize,
-    rhs: *const f32,
-    rhs_rs: usize,
-    rhs_cs: usize,
-    accumulate: bool,
-    par: bool,
-) {
-    let parallelism = if par && threads() > 1 {
-        gemm::Parallelism::Rayon(threads())
-    } else {
-        gemm::Parallelism::None
-    };
-    gemm::gemm(
-        m,
-        n,
-        kdim,
-        dst,
-        1,
-        dst_rs as isize,
-        accumulate,
-        lhs,
-        lhs_cs as isize,
-        lhs_rs as isize,
-        rhs,
-        rhs_cs as isize,
-        rhs_rs as isize,
-        if accumulate { 1.0 } else { 0.0 },
-        1.0,
-        false,
-        false,
-        false,
-        parallelism,
-    )
 }
 
 /// Raw pointer that may cross rayon tasks; each task writes a disjoint column range.
 #[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
+pub(crate) struct SendPtr(pub(crate) *mut f32);
 // SAFETY: the pointer targets an output buffer that outlives the parallel loop using it, and every
 // task writes only its own, disjoint range of it (stated at each use), so sharing it is race-free.
 unsafe impl Send for SendPtr {}
 // SAFETY: as for Send: tasks only write disjoint ranges through copies of the pointer.
 unsafe impl Sync for SendPtr {}
-
-/// Output columns per task: the im2col block (kdim x tile) stays in L2 (~256 KiB of it), and
-/// there are at least two tiles per thread so both cores get work.
-fn column_tile(hw: usize, kdim: usize) -> usize {
-    let tile = ((256 * 1024 / 4) / kdim.max(1)).clamp(32, 1024) / 16 * 16;
-    let nt = threads();
-    if hw.div_ceil(tile) < 2 * nt {
-        hw.div_ceil(2 * nt).div_ceil(16) * 16
-    } else {
-        tile
-    }
-}
-
-/// Runs `run_tile(t)` over all column tiles in parallel; each tile's GEMM is serial (the tiles are
-/// the parallelism). A single tile (maps of a few pixels) runs on the calling thread.
-fn for_each_tile(tiles: usize, run_tile: impl Fn(usize) + Sync + Send) {
-    if tiles == 1 {
-        run_tile(0);
-    } else {
-        (0..tiles).into_par_iter().for_each(run_tile);
-    }
-}
-
-/// Bias, activation and residual on the output columns [j0, j1) of every channel.
-///
-/// # Safety
-/// `out` must hold `m` rows of `hw` values, and no other task may touch these columns.
-unsafe fn epilogue_tile(out: SendPtr, m: usize, hw: usize, j0: usize, j1: usize, bias: &[f32], act: Act, residual: Option<&[f32]>) {
-    for co in 0..m {
-        let row = std::slice::from_raw_parts_mut(out.0.add(co * hw + j0), j1 - j0);
-        let r = residual.map(|r| &r[co * hw + j0..co * hw + j1]);
-        epilogue_row(row, bias[co], act, r);
-    }
-}
-
-/// Dense (groups = 1) convolution with fused bias, activation and residual.
-/// `w` is [c_out, c_in*k*k] row-major, `x` is [c_in, h, w], result [c_out, oh*ow].
-pub fn conv_dense(
-    x: &[f32],
-    g: &ConvGeom,
-    w: &[f32],
-    bias: &[f32],
-    act: Act,
-    residual: Option<&[f32]>,
-) -> Vec<f32> {
-    if g.k == 1 && g.stride == 1 && g.pad == 0 {
-        return conv1x1_cat(&[x], g.h * g.w, g.c_out, w, bias, act, residual);
-    }
-    let (oh, ow) = g.out_hw();
-    let hw = oh * ow;
-    let kdim = g.c_in * g.k * g.k;
-    let m = g.c_out;
-    let mut out = Vec::with_capacity(m * hw);
-    let tile = column_tile(hw, kdim);
-    let outp = SendPtr(out.as_mut_ptr());
-    for_each_tile(hw.div_ceil(tile), |t| {
-        let j0 = t * tile;
-        let j1 = (j0 + tile).min(hw);
-        let n = j1 - j0;
-        let outp = outp;
-        with_scratch(kdim * n, |col| {
-            im2col_tile(x, g, j0, j1, col);
-            // SAFETY: the tile's columns of `out` are written by this task only; `col` holds kdim
-            // rows of n values and `w` m rows of kdim.
-            unsafe {
-                gemm_into(m, n, kdim, outp.0.add(j0), hw, w.as_ptr(), kdim, 1, col.as_ptr(), n, 1, false, false);
-            }
-        });
-        // SAFETY: as above; the GEMM (read_dst = false) has written every value of the tile.
-        unsafe { epilogue_tile(outp, m, hw, j0, j1, bias, act, residual) };
-    });
-    // SAFETY: the tiles cover all hw columns of all m rows, each written by its GEMM.
-    unsafe { out.set_len(m * hw) };
-    out
-}
-
-/// A 1x1 convolution over the channel concatenation of `parts` (each [c_i, hw], sum c_i =
-/// c_in), without building the concatenation: one accumulating GEMM per part against its slice
-/// of the weight columns. `w` is [c_out, c_in] row-major.
-pub fn conv1x1_cat(
-    parts: &[&[f32]],
-    hw: usize,
-    c_out: usize,
-    w: &[f32],
-    bias: &[f32],
-    act: Act,
-    residual: Option<&[f32]>,
-) -> Vec<f32> {
-    let c_in = w.len() / c_out.max(1);
-    // Hard checks: the GEMMs below read through raw pointers sized by these.
-    assert!(!parts.is_empty() && hw > 0, "conv1x1_cat: no input");
-    assert!(parts.iter().all(|p| p.len() % hw == 0), "conv1x1_cat: a part is not [c, hw]");
-    assert_eq!(parts.iter().map(|p| p.len() / hw).sum::<usize>(), c_in, "conv1x1_cat: channels");
-    assert!(bias.len() >= c_out && residual.is_none_or(|r| r.len() >= c_out * hw), "conv1x1_cat: bias/residual");
-    // Not zeroed: the first part's GEMM (read_dst = false) writes every value.
-    let mut out = Vec::with_capacity(c_out * hw);
-    let tile = column_tile(hw, c_in);
-    let outp = SendPtr(out.as_mut_ptr());
-    for_each_tile(hw.div_ceil(tile), |t| {
-        let j0 = t * tile;
-        let j1 = (j0 + tile).min(hw);
-        let outp = outp;
-        let mut k0 = 0;
-        for (i, x) in parts.iter().enumerate() {
-            let kp = x.len() / hw;
-            // SAFETY: the tile's columns of `out` are written by this task only; `x` holds kp
-            // rows of hw values and `w` c_out rows of c_in.
-            unsafe {
-                gemm_into(c_out, j1 - j0, kp, outp.0.add(j0), hw, w.as_ptr().add(k0), c_in, 1, x.as_ptr().add(j0), hw, 1, i > 0, false);
-            }
-            k0 += kp;
-        }
-        // SAFETY: as above, and the first GEMM has written every value of the tile.
-        unsafe { epilogue_tile(outp, c_out, hw, j0, j1, bias, act, residual) };
-    });
-    // SAFETY: the tiles cover all hw columns of all c_out rows.
-    unsafe { out.set_len(c_out * hw) };
-    out
-}
 
 dispatch_avx2!(dw_channel, fn(plane: &[f32], g: &ConvGeom, wk: &[f32], bias: f32, act: Act, residual: Option<&[f32]>, out: &mut [f32]) {
     let (oh, ow) = g.out_hw();
@@ -587,53 +449,13 @@ pub fn conv_depthwise(
 /// output channel `h*d + j`.
 pub fn area_attention(qkv: &[f32], c: usize, n: usize, heads: usize, area: usize) -> (Vec<f32>, Vec<f32>) {
     let d = c / heads;
-    let na = n / area;
-    let scale = (d as f32).powf(-0.5);
     let mut out = vec![0f32; c * n];
     let mut v = vec![0f32; c * n];
     for h in 0..heads {
         let src = &qkv[(h * 3 * d + 2 * d) * n..(h * 3 * d + 3 * d) * n];
         v[h * d * n..(h + 1) * d * n].copy_from_slice(src);
     }
-    let outp = SendPtr(out.as_mut_ptr());
-    let pairs = area * heads;
-    let par_inner = pairs < threads();
-    let run = |idx: usize| {
-        let (a, h) = (idx / heads, idx % heads);
-        let q = &qkv[(h * 3 * d) * n + a * na..];
-        let k = &qkv[(h * 3 * d + d) * n + a * na..];
-        let vv = &qkv[(h * 3 * d + 2 * d) * n + a * na..];
-        let outp = outp;
-        // Rows of S in blocks that stay in L2 (a whole 400x400 S is 640 KB).
-        let rb = (32 * 1024 / na).clamp(8, na);
-        // The GEMMs run in parallel when there are fewer pairs than threads: the scratch is moved
-        // out of the thread-local meanwhile (`with_scratch`), so tasks this thread runs while it
-        // waits cannot collide with it.
-        with_scratch(rb * na, |s| {
-            for i0 in (0..na).step_by(rb) {
-                let m = rb.min(na - i0);
-                // SAFETY: q and k are channel-major maps of this head with row stride n: rows i0..i0+m
-                // of q^T (columns of q) and all na columns of k lie inside `qkv`; `s` holds m x na.
-                unsafe {
-                    // S[i, j] = sum_t q[t, i] * k[t, j]   (q^T k), i in the block, j all tokens of the area
-                    gemm_into(m, na, d, s.as_mut_ptr(), na, q.as_ptr().add(i0), 1, n, k.as_ptr(), n, 1, false, par_inner);
-                }
-                softmax_rows(&mut s[..m * na], na, scale);
-                // SAFETY: `dst` addresses d rows (stride n) of m columns of this (area, head)'s output
-                // block, written by this task only; `vv` holds d rows of na tokens; `s` m x na.
-                unsafe {
-                    // O[t, i] = sum_j v[t, j] * S[i, j]
-                    let dst = outp.0.add(h * d * n + a * na + i0);
-                    gemm_into(d, m, na, dst, n, vv.as_ptr(), n, 1, s.as_ptr(), 1, na, false, par_inner);
-                }
-            }
-        });
-    };
-    if par_inner {
-        (0..pairs).for_each(run);
-    } else {
-        (0..pairs).into_par_iter().for_each(run);
-    }
+    super::sgemm::area_attention_into(qkv, c, n, heads, area, &mut out);
     (out, v)
 }
 
@@ -688,22 +510,22 @@ mod tests {
     }
 
     /// A task that needs scratch while another holds it on the same thread (rayon runs queued
-    /// tasks on a thread that waits inside a parallel GEMM) gets its own buffer: no panic, and the
-    /// outer task's data is untouched.
+    /// tasks on a thread that waits) gets its own buffer: no panic, and the outer task's data is
+    /// untouched.
     #[test]
     fn scratch_is_reentrant_on_one_thread() {
-        let outer = with_scratch(8, |a| {
-            a.fill(1.0);
-            let inner = with_scratch(16, |b| {
-                b.fill(2.0);
-                b.iter().sum::<f32>()
-            });
-            assert!(a.iter().all(|&v| v == 1.0), "the nested call wrote into the outer buffer");
-            inner + a.iter().sum::<f32>()
-        });
-        assert_eq!(outer, 32.0 + 8.0);
-        // The buffer is reused afterwards (no allocation once it is large enough).
-        assert_eq!(with_scratch(4, |a| a.len()), 4);
+        let mut outer = scratch_take(8);
+        outer[..8].fill(1.0);
+        let mut inner = scratch_take(16);
+        inner[..16].fill(2.0);
+        assert!(outer[..8].iter().all(|&v| v == 1.0), "the nested take wrote into the outer buffer");
+        scratch_put(inner);
+        let cap = outer.capacity();
+        scratch_put(outer);
+        // The buffer put back last is reused (no allocation once it is large enough).
+        let again = scratch_take(4);
+        assert!(again.len() >= 8 && again.capacity() == cap);
+        scratch_put(again);
     }
 
     #[test]

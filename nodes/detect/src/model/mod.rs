@@ -12,6 +12,7 @@ pub mod heap;
 pub mod kernels;
 pub mod load;
 pub mod qconv;
+pub mod sgemm;
 
 use std::path::Path;
 

@@ -69,6 +69,7 @@ impl Conv {
             bias: None,
             w_cpu: Vec::new(),
             b_cpu: t.bias,
+            packed: None,
             q: None,
             c_in,
             c_out,
