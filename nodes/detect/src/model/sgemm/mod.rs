@@ -1,18 +1,22 @@
-//! perch's own f32 GEMM driver for the dense convs (im2col 3x3s and 1x1s).
+//! perch's own f32 GEMM: the dense convs (1x1, stride-1 k x k by taps, others by im2col) and
+//! the area attention's two products.
 //!
-//! Why not the `gemm` crate (which the attention still uses): a conv's GEMM is followed by bias,
-//! SiLU and often a residual add, and preceded by im2col. Through a library those are three extra
-//! passes over memory: the GEMM writes its output, the epilogue reads it back, and the GEMM packs
-//! the im2col matrix a second time. Here
+//! Why not the `gemm` crate (used before): a conv's GEMM is followed by bias, SiLU and often a
+//! residual add, and preceded by im2col. Through a library those are extra passes over memory: the
+//! GEMM writes its output, the epilogue reads it back, and the GEMM packs the im2col matrix a
+//! second time. Here
 //! - the weights are packed **once at load** into `MR`-row panels (`[panel][k][MR]`),
-//! - im2col (or, for a 1x1 conv, a copy of the input rows) writes each `NR`-column strip
-//!   straight into the micro-kernel's layout (`[k][NR]`, L1-resident),
+//! - each `NR`-column strip of B is written straight into the micro-kernel's layout (`[k][NR]`)
+//!   in k blocks of ~24 KiB, so a block stays in L1 while every weight panel passes over it:
+//!   copied input rows (1x1), shifted views of zero-padded planes (stride-1 k x k, `taps.rs`),
+//!   or im2col (stride 2),
 //! - bias, activation and residual are applied to each `MR x NR` tile while it is in L1, and
 //! - the micro-kernels are sized for the ISA that runs: AVX-512 (8 x 48, 24 zmm accumulators),
 //!   AVX2+FMA (4 x 24), NEON (8 x 12, `fmla` by lane), and a portable one (4 x 16).
 //!
 //! The work splits over column strips (and over weight panels when a map has few strips), so
-//! both cores of this machine and all four of a Nano get even shares.
+//! both cores of this machine and all four of a Nano get even shares; strips are grouped so that
+//! one k block of the weights serves several strips from L2.
 
 pub(crate) mod attention;
 mod micro;
