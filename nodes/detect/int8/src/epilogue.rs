@@ -1,7 +1,9 @@
 //! The epilogue (i32 accumulator -> f32 -> activation -> residual -> u8 or f32), scalar.
 //!
 //! This is the definition every SIMD epilogue reproduces bit for bit, so each step is one IEEE
-//! operation in a fixed order: no fused multiply-add (Rust never contracts `a * b + c`), clamps
+//! operation in a fixed order: a multiply-add is fused exactly where written (`f32::mul_add`,
+//! x86 `vfmadd`, NEON `fmla`/`fmls`: IEEE fusedMultiplyAdd, one rounding, the same bits on every
+//! ISA; Rust never contracts a plain `a * b + c`), clamps
 //! written with the NaN behaviour of x86 `maxps`/`minps` and NEON `fmaxnm`/`fminnm` (a NaN in
 //! the first operand yields the bound), and rounding half to even (`roundps` with
 //! `_MM_FROUND_TO_NEAREST_INT`, NEON `fcvtns`).
@@ -39,19 +41,22 @@ pub(crate) const LN2_LO: f32 = 2.121_944_4e-4;
 pub(crate) const EXP_P: [f32; 6] = [1.987_569_1e-4, 1.398_199_9e-3, 8.333_452e-3, 4.166_579_6e-2, 1.666_666_5e-1, 5e-1];
 
 /// exp(x) in f32 (Cephes' expf polynomial, ~2 ulp): branch-free, 2^n built from the rounded
-/// value's own bits, every step a single IEEE operation so the SIMD versions match exactly.
+/// value's own bits, every step a single IEEE operation (the multiply-adds fused) so the SIMD
+/// versions match exactly. Fusing takes 8 of its 24 operations away.
 #[inline(always)]
 pub fn fast_exp(x: f32) -> f32 {
     let x = min_ps(max_ps(x, EXP_LO), EXP_HI);
-    let t = x * LOG2E + MAGIC;
+    let t = x.mul_add(LOG2E, MAGIC);
     let n = t - MAGIC;
-    let r = x - n * LN2_HI + n * LN2_LO;
+    // n * LN2_HI is exact (LN2_HI has 9 significant bits, |n| <= 128), so only the second
+    // product's fusing changes a bit.
+    let r = n.mul_add(LN2_LO, (-n).mul_add(LN2_HI, x));
     let r2 = r * r;
     let mut p = EXP_P[0];
-    for c in &EXP_P[1..] {
-        p = p * r + c;
+    for &c in &EXP_P[1..] {
+        p = p.mul_add(r, c);
     }
-    let e = p * r2 + r + 1.0;
+    let e = p.mul_add(r2, r) + 1.0;
     // t's bits are MAGIC's bits + n (|n| < 2^22) and MAGIC's low 9 bits are zero, so shifting
     // (bits + 127) left by 23 leaves exactly the biased exponent n + 127 (in 1..=254).
     let scale = f32::from_bits(t.to_bits().wrapping_add(127) << 23);
@@ -108,7 +113,7 @@ pub(crate) enum OutSeg<'a> {
 /// One output value before the output conversion.
 #[inline(always)]
 pub(crate) fn value(acc: i32, c: Chan, act: Act) -> f32 {
-    let y = acc.wrapping_add(c.comp) as f32 * c.mult + c.bias;
+    let y = (acc.wrapping_add(c.comp) as f32).mul_add(c.mult, c.bias);
     match act {
         Act::None => y,
         Act::Silu => silu(y),
@@ -120,7 +125,7 @@ pub(crate) fn run_scalar(acc: &[i32], c: Chan, act: Act, res: ResSeg, out: OutSe
     let n = acc.len();
     let with_res = |i: usize, y: f32| match res {
         ResSeg::None => y,
-        ResSeg::U8(r, zp, s) => y + dequant(r[i], zp, s),
+        ResSeg::U8(r, zp, s) => ((r[i] as i32 - zp) as f32).mul_add(s, y),
         ResSeg::F32(r) => y + r[i],
     };
     match out {

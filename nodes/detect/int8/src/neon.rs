@@ -33,22 +33,22 @@ pub(crate) fn dw_kernel() -> crate::depthwise::DwKernel {
 // ---------------------------------------------------------------------------------------------
 // Epilogue
 
-/// exp(x) on 4 lanes: `epilogue::fast_exp` operation for operation (separate multiplies and
-/// adds, never `fmla`).
+/// exp(x) on 4 lanes: `epilogue::fast_exp` operation for operation (`fmla`/`fmls` exactly where
+/// it fuses, separate multiplies and adds elsewhere).
 #[inline]
 #[target_feature(enable = "neon")]
 fn exp4(x: float32x4_t) -> float32x4_t {
     let x = vminnmq_f32(vmaxnmq_f32(x, vdupq_n_f32(EXP_LO)), vdupq_n_f32(EXP_HI));
     let magic = vdupq_n_f32(MAGIC);
-    let t = vaddq_f32(vmulq_f32(x, vdupq_n_f32(LOG2E)), magic);
+    let t = vfmaq_f32(magic, x, vdupq_n_f32(LOG2E));
     let n = vsubq_f32(t, magic);
-    let r = vaddq_f32(vsubq_f32(x, vmulq_f32(n, vdupq_n_f32(LN2_HI))), vmulq_f32(n, vdupq_n_f32(LN2_LO)));
+    let r = vfmaq_f32(vfmsq_f32(x, n, vdupq_n_f32(LN2_HI)), n, vdupq_n_f32(LN2_LO));
     let r2 = vmulq_f32(r, r);
     let mut p = vdupq_n_f32(EXP_P[0]);
     for &c in &EXP_P[1..] {
-        p = vaddq_f32(vmulq_f32(p, r), vdupq_n_f32(c));
+        p = vfmaq_f32(vdupq_n_f32(c), p, r);
     }
-    let e = vaddq_f32(vaddq_f32(vmulq_f32(p, r2), r), vdupq_n_f32(1.0));
+    let e = vaddq_f32(vfmaq_f32(r, p, r2), vdupq_n_f32(1.0));
     let bits = vshlq_n_s32::<23>(vaddq_s32(vreinterpretq_s32_f32(t), vdupq_n_s32(127)));
     vmulq_f32(e, vreinterpretq_f32_s32(bits))
 }
@@ -57,7 +57,7 @@ fn exp4(x: float32x4_t) -> float32x4_t {
 #[target_feature(enable = "neon")]
 fn value4(acc: int32x4_t, c: Chan, act: Act) -> float32x4_t {
     let a = vcvtq_f32_s32(vaddq_s32(acc, vdupq_n_s32(c.comp)));
-    let y = vaddq_f32(vmulq_f32(a, vdupq_n_f32(c.mult)), vdupq_n_f32(c.bias));
+    let y = vfmaq_f32(vdupq_n_f32(c.bias), a, vdupq_n_f32(c.mult));
     match act {
         Act::None => y,
         Act::Silu => vdivq_f32(y, vaddq_f32(vdupq_n_f32(1.0), exp4(vnegq_f32(y)))),
@@ -83,7 +83,7 @@ unsafe fn lanes8(acc: &[i32], i: usize, c: Chan, act: Act, res: ResSeg) -> (floa
                 let s = vdupq_n_f32(s);
                 let q0 = vsubq_s32(vreinterpretq_s32_u32(vmovl_u16(vget_low_u16(q))), zp);
                 let q1 = vsubq_s32(vreinterpretq_s32_u32(vmovl_high_u16(q)), zp);
-                (vaddq_f32(y0, vmulq_f32(vcvtq_f32_s32(q0), s)), vaddq_f32(y1, vmulq_f32(vcvtq_f32_s32(q1), s)))
+                (vfmaq_f32(y0, vcvtq_f32_s32(q0), s), vfmaq_f32(y1, vcvtq_f32_s32(q1), s))
             }
             ResSeg::F32(r) => (vaddq_f32(y0, vld1q_f32(r.as_ptr().add(i))), vaddq_f32(y1, vld1q_f32(r.as_ptr().add(i + 4)))),
         }

@@ -207,7 +207,9 @@ fn reference_matches_float_convolution() {
         let mut with_r = vec![0f32; n];
         conv_reference(&p, &[&x], h, w, Act::None, Residual::U8(&r8, qr), Output::F32(&mut with_r)).unwrap();
         for j in 0..n {
-            assert_eq!(with_r[j], plain[j] + dequant(r8[j], 20, 0.03));
+            // The residual is added fused: (q - zp) * scale + y with one rounding.
+            assert_eq!(with_r[j], ((r8[j] as i32 - 20) as f32).mul_add(0.03, plain[j]));
+            assert!((with_r[j] - (plain[j] + dequant(r8[j], 20, 0.03))).abs() <= 1e-6 * (1.0 + plain[j].abs()));
         }
     }
 }

@@ -5,33 +5,30 @@ use std::arch::x86_64::*;
 use crate::epilogue::{self, Chan, OutSeg, ResSeg, EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E, MAGIC, REQ_LIMIT};
 use crate::Act;
 
-/// exp(x) on 8 lanes: `epilogue::fast_exp` operation for operation.
+/// exp(x) on 8 lanes: `epilogue::fast_exp` operation for operation (fused where it fuses).
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn exp8(x: __m256) -> __m256 {
     let x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(EXP_LO)), _mm256_set1_ps(EXP_HI));
     let magic = _mm256_set1_ps(MAGIC);
-    let t = _mm256_add_ps(_mm256_mul_ps(x, _mm256_set1_ps(LOG2E)), magic);
+    let t = _mm256_fmadd_ps(x, _mm256_set1_ps(LOG2E), magic);
     let n = _mm256_sub_ps(t, magic);
-    let r = _mm256_add_ps(
-        _mm256_sub_ps(x, _mm256_mul_ps(n, _mm256_set1_ps(LN2_HI))),
-        _mm256_mul_ps(n, _mm256_set1_ps(LN2_LO)),
-    );
+    let r = _mm256_fmadd_ps(n, _mm256_set1_ps(LN2_LO), _mm256_fnmadd_ps(n, _mm256_set1_ps(LN2_HI), x));
     let r2 = _mm256_mul_ps(r, r);
     let mut p = _mm256_set1_ps(EXP_P[0]);
     for &c in &EXP_P[1..] {
-        p = _mm256_add_ps(_mm256_mul_ps(p, r), _mm256_set1_ps(c));
+        p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
     }
-    let e = _mm256_add_ps(_mm256_add_ps(_mm256_mul_ps(p, r2), r), _mm256_set1_ps(1.0));
+    let e = _mm256_add_ps(_mm256_fmadd_ps(p, r2, r), _mm256_set1_ps(1.0));
     let bits = _mm256_slli_epi32::<23>(_mm256_add_epi32(_mm256_castps_si256(t), _mm256_set1_epi32(127)));
     _mm256_mul_ps(e, _mm256_castsi256_ps(bits))
 }
 
 /// The epilogue on 8 lanes before the output conversion.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 fn value8(acc: __m256i, comp: __m256i, mult: __m256, bias: __m256, act: Act) -> __m256 {
-    let y = _mm256_add_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, comp)), mult), bias);
+    let y = _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(acc, comp)), mult, bias);
     match act {
         Act::None => y,
         Act::Silu => {
@@ -55,7 +52,7 @@ struct Res8<'a> {
 /// # Safety
 /// i + 8 <= acc.len() = the residual's length; the CPU has AVX2.
 #[inline]
-#[target_feature(enable = "avx2")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn lanes8(acc: &[i32], i: usize, comp: __m256i, mult: __m256, bias: __m256, act: Act, r: Res8) -> __m256 {
     // SAFETY: the caller's contract.
     unsafe {
@@ -64,7 +61,7 @@ unsafe fn lanes8(acc: &[i32], i: usize, comp: __m256i, mult: __m256, bias: __m25
             ResSeg::None => y,
             ResSeg::U8(d, _, _) => {
                 let q = _mm256_cvtepu8_epi32(_mm_loadl_epi64(d.as_ptr().add(i) as *const __m128i));
-                _mm256_add_ps(y, _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, r.zp)), r.scale))
+                _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q, r.zp)), r.scale, y)
             }
             ResSeg::F32(d) => _mm256_add_ps(y, _mm256_loadu_ps(d.as_ptr().add(i))),
         }
@@ -74,8 +71,8 @@ unsafe fn lanes8(acc: &[i32], i: usize, comp: __m256i, mult: __m256, bias: __m25
 /// `epilogue::run_scalar` on 8 lanes at a time (the tail runs the scalar code itself).
 ///
 /// # Safety
-/// The CPU has AVX2; the residual and output segments hold acc.len() values.
-#[target_feature(enable = "avx2")]
+/// The CPU has AVX2 and FMA; the residual and output segments hold acc.len() values.
+#[target_feature(enable = "avx2,fma")]
 pub(super) unsafe fn epilogue_avx2(acc: &[i32], c: Chan, act: Act, res: ResSeg, out: OutSeg) {
     let n = acc.len();
     let full = n / 8 * 8;
@@ -118,24 +115,21 @@ pub(super) unsafe fn epilogue_avx2(acc: &[i32], c: Chan, act: Act, res: ResSeg, 
     }
 }
 
-/// exp(x) on 16 lanes: `epilogue::fast_exp` operation for operation.
+/// exp(x) on 16 lanes: `epilogue::fast_exp` operation for operation (fused where it fuses).
 #[inline]
 #[target_feature(enable = "avx512f")]
 fn exp16(x: __m512) -> __m512 {
     let x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(EXP_LO)), _mm512_set1_ps(EXP_HI));
     let magic = _mm512_set1_ps(MAGIC);
-    let t = _mm512_add_ps(_mm512_mul_ps(x, _mm512_set1_ps(LOG2E)), magic);
+    let t = _mm512_fmadd_ps(x, _mm512_set1_ps(LOG2E), magic);
     let n = _mm512_sub_ps(t, magic);
-    let r = _mm512_add_ps(
-        _mm512_sub_ps(x, _mm512_mul_ps(n, _mm512_set1_ps(LN2_HI))),
-        _mm512_mul_ps(n, _mm512_set1_ps(LN2_LO)),
-    );
+    let r = _mm512_fmadd_ps(n, _mm512_set1_ps(LN2_LO), _mm512_fnmadd_ps(n, _mm512_set1_ps(LN2_HI), x));
     let r2 = _mm512_mul_ps(r, r);
     let mut p = _mm512_set1_ps(EXP_P[0]);
     for &c in &EXP_P[1..] {
-        p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(c));
+        p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(c));
     }
-    let e = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(p, r2), r), _mm512_set1_ps(1.0));
+    let e = _mm512_add_ps(_mm512_fmadd_ps(p, r2, r), _mm512_set1_ps(1.0));
     let bits = _mm512_slli_epi32::<23>(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(127)));
     _mm512_mul_ps(e, _mm512_castsi512_ps(bits))
 }
@@ -150,7 +144,7 @@ unsafe fn lanes16(acc: &[i32], i: usize, c: Chan, act: Act, res: ResSeg) -> __m5
     // SAFETY: the caller's contract.
     unsafe {
         let a = _mm512_add_epi32(_mm512_loadu_si512(acc.as_ptr().add(i) as *const __m512i), _mm512_set1_epi32(c.comp));
-        let y = _mm512_add_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(c.mult)), _mm512_set1_ps(c.bias));
+        let y = _mm512_fmadd_ps(_mm512_cvtepi32_ps(a), _mm512_set1_ps(c.mult), _mm512_set1_ps(c.bias));
         let y = match act {
             Act::None => y,
             Act::Silu => {
@@ -162,7 +156,7 @@ unsafe fn lanes16(acc: &[i32], i: usize, c: Chan, act: Act, res: ResSeg) -> __m5
             ResSeg::None => y,
             ResSeg::U8(r, zp, s) => {
                 let q = _mm512_cvtepu8_epi32(_mm_loadu_si128(r.as_ptr().add(i) as *const __m128i));
-                _mm512_add_ps(y, _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, _mm512_set1_epi32(zp))), _mm512_set1_ps(s)))
+                _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, _mm512_set1_epi32(zp))), _mm512_set1_ps(s), y)
             }
             ResSeg::F32(r) => _mm512_add_ps(y, _mm512_loadu_ps(r.as_ptr().add(i))),
         }
@@ -172,8 +166,8 @@ unsafe fn lanes16(acc: &[i32], i: usize, c: Chan, act: Act, res: ResSeg) -> __m5
 /// `epilogue::run_scalar` on 16 lanes at a time, then the AVX2 one on the rest.
 ///
 /// # Safety
-/// The CPU has AVX512F and AVX2; the residual and output segments hold acc.len() values.
-#[target_feature(enable = "avx512f,avx2")]
+/// The CPU has AVX512F, AVX2 and FMA; the residual and output segments hold acc.len() values.
+#[target_feature(enable = "avx512f,avx2,fma")]
 pub(super) unsafe fn epilogue_avx512(acc: &[i32], c: Chan, act: Act, res: ResSeg, out: OutSeg) {
     let n = acc.len();
     let full = n / 16 * 16;
