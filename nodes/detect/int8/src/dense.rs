@@ -37,19 +37,31 @@ pub(crate) type Micro = unsafe fn(panel: *const u8, w: *const u8, w_stride: usiz
 /// The CPU has the function's instructions.
 pub(crate) type Epilogue = unsafe fn(acc: &[i32], c: Chan, act: Act, res: ResSeg, out: OutSeg);
 
-/// Interleaves four rows of NR bytes into NR x 4 bytes (`dst[4 * px + q] = rows[q][px] ^ flip`).
-///
-/// # Safety
-/// Every row holds NR bytes, `dst` 4 * NR; the CPU has the function's instructions.
-pub(crate) type Interleave = unsafe fn(rows: [*const u8; 4], dst: *mut u8, flip: u8);
+/// An ISA's two packing primitives. [`pack_panel_with`] is generic over them and each ISA
+/// instantiates it inside one `#[target_feature]` function, so both inline into the packing loop
+/// (through function pointers they were two calls per 16 bytes: ~28 % of the int8 YOLOv8n @320
+/// samples went to packing, more than to the micro-kernel).
+pub(crate) trait PackOps {
+    /// Interleaves four rows of NR bytes into NR x 4 bytes (`dst[4 * px + q] = rows[q][px] ^ flip`).
+    ///
+    /// # Safety
+    /// Every row holds NR bytes, `dst` 4 * NR; the CPU has the implementation's instructions.
+    unsafe fn interleave(rows: [*const u8; 4], dst: *mut u8, flip: u8);
 
-/// 16 bytes of one im2col row for a block of 16 output pixels that lies in (at most) two output
-/// rows: `dst[i] = a[i * s]` for i < n1, `b[(i - n1) * s]` after (s = 1 or 2).
+    /// 16 bytes of one im2col row for a block of 16 output pixels that lies in (at most) two
+    /// output rows: `dst[i] = a[i * s]` for i < n1, `b[(i - n1) * s]` after (s = 1 or 2).
+    ///
+    /// # Safety
+    /// `a` is readable for 16 * s bytes and, when n1 < 16, `b - n1 * s` for 16 * s bytes; `dst`
+    /// writable for 16; the CPU has the implementation's instructions.
+    unsafe fn gather(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8);
+}
+
+/// Packs the im2col columns [j0, j1) of `src` into `panel` (`pack_panel_with` for one ISA).
 ///
 /// # Safety
-/// `a` is readable for 16 * s bytes and, when n1 < 16, `b - n1 * s` for 16 * s bytes; `dst`
-/// writable for 16; the CPU has the function's instructions.
-pub(crate) type Gather = unsafe fn(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8);
+/// `panel` holds ceil((j1 - j0) / NR) * kg * NR * KG bytes; the CPU has the ISA's instructions.
+pub(crate) type PackPanel = unsafe fn(src: &Source, kdim: usize, flip: u8, j0: usize, j1: usize, kg: usize, panel: &mut [u8]);
 
 /// A variant's dense kernel set.
 pub(crate) struct Kernel {
@@ -60,8 +72,7 @@ pub(crate) struct Kernel {
     pub wide_weights: bool,
     pub raw: RawSum,
     pub epilogue: Epilogue,
-    pub interleave: Interleave,
-    pub gather: Gather,
+    pub pack: PackPanel,
 }
 
 fn kernel(v: Variant) -> Kernel {
@@ -153,7 +164,9 @@ pub(crate) fn run(variant: Variant, job: Job) {
         let blocks = (j1 - j0).div_ceil(NR);
         let twp = blocks * NR;
         sc.panel.resize(blocks * kg * NR * KG, 0);
-        pack_panel(p, &src, &kern, j0, j1, kg, &mut sc);
+        let flip = if kern.raw == RawSum::S8 { 0x80 } else { 0 };
+        // SAFETY: the panel was sized above; `conv_with` checked the variant's instructions.
+        unsafe { (kern.pack)(&src, s.kdim(), flip, j0, j1, kg, &mut sc.panel) };
         sc.acc.resize((cb1 - cb0) * MR * twp, 0);
         for b in 0..blocks {
             let panel = sc.panel[b * kg * NR * KG..].as_ptr();
@@ -205,7 +218,7 @@ pub(crate) fn run(variant: Variant, job: Job) {
 const SLACK: usize = 64;
 
 /// Where the im2col bytes come from.
-struct Source<'a> {
+pub(crate) struct Source<'a> {
     /// 1x1 stride-1 unpadded conv: the im2col row of channel c is the plane itself.
     direct: Option<&'a [&'a [u8]]>,
     /// Otherwise the planes bordered with the zero point: plane c's padded row y starts at
@@ -257,7 +270,7 @@ impl<'a> Source<'a> {
         Source { direct: None, buf, tap, pw, s: s.stride, ow: inp.ow, n, zp }
     }
 
-    #[inline]
+    #[inline(always)]
     fn locate(&self, j: usize) -> Loc {
         if j + NR > self.n || self.s > 2 {
             return Loc::Pixels { j };
@@ -275,8 +288,8 @@ impl<'a> Source<'a> {
     }
 
     /// The 16 bytes of im2col row `k` at `loc`: a pointer into the source, or `tmp` filled.
-    #[inline]
-    fn row(&self, kern: &Kernel, loc: Loc, k: usize, tmp: &mut [u8; NR]) -> *const u8 {
+    #[inline(always)]
+    fn row<P: PackOps>(&self, loc: Loc, k: usize, tmp: &mut [u8; NR]) -> *const u8 {
         match (loc, self.direct) {
             (Loc::Rows { a, .. }, Some(planes)) => planes[k][a..a + NR].as_ptr(),
             (Loc::Rows { a, n1, b }, None) => {
@@ -290,7 +303,7 @@ impl<'a> Source<'a> {
                 // the SLACK after the last plane); pb - n1 * s reads 16 * s bytes starting at
                 // most 30 bytes before row oy + 1 (SLACK >= 32 precedes plane 0); tmp is 16
                 // bytes; `conv_with` checked the variant's instructions.
-                unsafe { (kern.gather)(pa, pb, n1, self.s, tmp.as_mut_ptr()) };
+                unsafe { P::gather(pa, pb, n1, self.s, tmp.as_mut_ptr()) };
                 tmp.as_ptr()
             }
             (Loc::Pixels { j }, Some(planes)) => {
@@ -311,11 +324,14 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Packs the im2col columns [j0, j1) into `sc.panel` as `[blocks][kg][NR][4]`; pixels past the
+/// Packs the im2col columns [j0, j1) into `panel` as `[blocks][kg][NR][4]`; pixels past the
 /// map and k past kdim read the zero point (their weights are 0 or their outputs unused).
-fn pack_panel(p: &PackedConv, src: &Source, kern: &Kernel, j0: usize, j1: usize, kg: usize, sc: &mut Scratch) {
-    let kdim = p.shape().kdim();
-    let flip = if kern.raw == RawSum::S8 { 0x80 } else { 0 };
+/// Inlined into each ISA's `#[target_feature]` [`PackPanel`].
+///
+/// # Safety
+/// As [`PackPanel`], with `P`'s instructions.
+#[inline(always)]
+pub(crate) unsafe fn pack_panel_with<P: PackOps>(src: &Source, kdim: usize, flip: u8, j0: usize, j1: usize, kg: usize, panel: &mut [u8]) {
     let blocks = (j1 - j0).div_ceil(NR);
     let zrow = [src.zp; NR];
     let mut tmp = [[0u8; NR]; KG];
@@ -328,13 +344,14 @@ fn pack_panel(p: &PackedConv, src: &Source, kern: &Kernel, j0: usize, j1: usize,
             for (q, t) in [t0, t1, t2, t3].into_iter().enumerate() {
                 let k = g * KG + q;
                 if k < kdim {
-                    ptrs[q] = src.row(kern, loc, k, t);
+                    ptrs[q] = src.row::<P>(loc, k, t);
                 }
             }
-            let dst = sc.panel[(b * kg + g) * NR * KG..][..NR * KG].as_mut_ptr();
+            let dst = panel[(b * kg + g) * NR * KG..][..NR * KG].as_mut_ptr();
             // SAFETY: each pointer reads NR bytes (inside a plane or the padded buffer, the
-            // zero-point row, or a filled tmp); dst is one NR x 4 block of the panel.
-            unsafe { (kern.interleave)(ptrs, dst, flip) };
+            // zero-point row, or a filled tmp); dst is one NR x 4 block of the panel; the
+            // caller has P's instructions.
+            unsafe { P::interleave(ptrs, dst, flip) };
         }
     }
 }
@@ -342,7 +359,7 @@ fn pack_panel(p: &PackedConv, src: &Source, kern: &Kernel, j0: usize, j1: usize,
 /// Portable gather (the SIMD versions do the same with blends).
 ///
 /// # Safety
-/// As [`Gather`].
+/// As [`PackOps::gather`].
 #[allow(dead_code)]
 pub(crate) unsafe fn gather_scalar(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8) {
     for i in 0..NR {
@@ -354,7 +371,7 @@ pub(crate) unsafe fn gather_scalar(a: *const u8, b: *const u8, n1: usize, s: usi
 /// Portable 4-row interleave (the NEON and SSE2 versions do the same with shuffles).
 ///
 /// # Safety
-/// As [`Interleave`].
+/// As [`PackOps::interleave`].
 #[allow(dead_code)]
 pub(crate) unsafe fn interleave_scalar(rows: [*const u8; 4], dst: *mut u8, flip: u8) {
     for px in 0..NR {

@@ -10,7 +10,7 @@
 use std::arch::aarch64::*;
 use std::arch::asm;
 
-use crate::dense::{Kernel, NR};
+use crate::dense::{pack_panel_with, Kernel, PackOps, Source, NR};
 use crate::epilogue::{self, Chan, OutSeg, ResSeg, EXP_HI, EXP_LO, EXP_P, LN2_HI, LN2_LO, LOG2E, MAGIC, REQ_LIMIT};
 use crate::pack::{RawSum, KG, MR};
 use crate::{Act, Variant};
@@ -23,7 +23,7 @@ pub(crate) fn dense_kernel(v: Variant) -> Kernel {
         Variant::NeonDotprod => micro_sdot,
         _ => unreachable!("not an aarch64 variant"),
     };
-    Kernel { micro, nb_max: 1, wide_weights: false, raw: RawSum::S8, epilogue: epilogue_neon, interleave: interleave_neon, gather: gather_neon }
+    Kernel { micro, nb_max: 1, wide_weights: false, raw: RawSum::S8, epilogue: epilogue_neon, pack: pack_neon }
 }
 
 pub(crate) fn dw_kernel() -> crate::depthwise::DwKernel {
@@ -151,10 +151,38 @@ fn tail(acc: &[i32], from: usize, c: Chan, act: Act, res: ResSeg, out: OutSeg) {
 // ---------------------------------------------------------------------------------------------
 // Panel packing
 
+/// The NEON packing primitives.
+struct NeonPack;
+
+impl PackOps for NeonPack {
+    #[inline(always)]
+    unsafe fn interleave(rows: [*const u8; 4], dst: *mut u8, flip: u8) {
+        // SAFETY: the trait's contract.
+        unsafe { interleave_neon(rows, dst, flip) }
+    }
+
+    #[inline(always)]
+    unsafe fn gather(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8) {
+        // SAFETY: the trait's contract.
+        unsafe { gather_neon(a, b, n1, s, dst) }
+    }
+}
+
+/// `dense::pack_panel_with` compiled for NEON, its primitives inlined.
+///
+/// # Safety
+/// As `dense::PackPanel`.
+#[target_feature(enable = "neon")]
+unsafe fn pack_neon(src: &Source, kdim: usize, flip: u8, j0: usize, j1: usize, kg: usize, panel: &mut [u8]) {
+    // SAFETY: the caller's contract.
+    unsafe { pack_panel_with::<NeonPack>(src, kdim, flip, j0, j1, kg, panel) }
+}
+
 /// Four rows of 16 bytes -> 16 pixels x 4 bytes with one `st4`.
 ///
 /// # Safety
-/// As `dense::Interleave`.
+/// As `dense::PackOps::interleave`.
+#[inline]
 #[target_feature(enable = "neon")]
 unsafe fn interleave_neon(rows: [*const u8; 4], dst: *mut u8, flip: u8) {
     // SAFETY: each row holds 16 bytes and dst 64 (the caller's contract).
@@ -199,7 +227,8 @@ unsafe fn load16(p: *const u8, s: usize) -> uint8x16_t {
 }
 
 /// # Safety
-/// As `dense::Gather`.
+/// As `dense::PackOps::gather`.
+#[inline]
 #[target_feature(enable = "neon")]
 unsafe fn gather_neon(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8) {
     // SAFETY: the caller's contract; MASK[16 - n1..] has 16 bytes for n1 <= 16.

@@ -11,7 +11,7 @@ mod depthwise;
 mod epilogue;
 mod micro;
 
-use crate::dense::Kernel;
+use crate::dense::{pack_panel_with, Kernel, PackOps, Source};
 use crate::pack::RawSum;
 use crate::Variant;
 
@@ -44,7 +44,34 @@ pub(crate) fn dense_kernel(v: Variant) -> Kernel {
         _ => unreachable!("not an x86 variant"),
     };
     let epilogue: crate::dense::Epilogue = if v == Variant::Avx512Vnni { epilogue_avx512 } else { epilogue_avx2 };
-    Kernel { micro, nb_max, wide_weights, raw: RawSum::U8, epilogue, interleave: interleave_avx2, gather: gather_avx2 }
+    Kernel { micro, nb_max, wide_weights, raw: RawSum::U8, epilogue, pack: pack_avx2 }
+}
+
+/// The AVX2 packing primitives (every x86 variant packs with them).
+struct Avx2Pack;
+
+impl PackOps for Avx2Pack {
+    #[inline(always)]
+    unsafe fn interleave(rows: [*const u8; 4], dst: *mut u8, flip: u8) {
+        // SAFETY: the trait's contract (the caller has AVX2).
+        unsafe { interleave_avx2(rows, dst, flip) }
+    }
+
+    #[inline(always)]
+    unsafe fn gather(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8) {
+        // SAFETY: as above.
+        unsafe { gather_avx2(a, b, n1, s, dst) }
+    }
+}
+
+/// `dense::pack_panel_with` compiled for AVX2, its primitives inlined.
+///
+/// # Safety
+/// As `dense::PackPanel`; the CPU has AVX2.
+#[target_feature(enable = "avx2")]
+unsafe fn pack_avx2(src: &Source, kdim: usize, flip: u8, j0: usize, j1: usize, kg: usize, panel: &mut [u8]) {
+    // SAFETY: the caller's contract.
+    unsafe { pack_panel_with::<Avx2Pack>(src, kdim, flip, j0, j1, kg, panel) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -53,7 +80,8 @@ pub(crate) fn dense_kernel(v: Variant) -> Kernel {
 /// Four rows of 16 bytes -> 16 pixels x 4 bytes (`dst[4 px + q] = rows[q][px] ^ flip`).
 ///
 /// # Safety
-/// As `dense::Interleave`; the CPU has AVX2.
+/// As `dense::PackOps::interleave`; the CPU has AVX2.
+#[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn interleave_avx2(rows: [*const u8; 4], dst: *mut u8, flip: u8) {
     // SAFETY: each row holds 16 bytes and dst 64 (the caller's contract).
@@ -104,7 +132,8 @@ unsafe fn load16(p: *const u8, s: usize) -> __m128i {
 }
 
 /// # Safety
-/// As `dense::Gather`; the CPU has AVX2.
+/// As `dense::PackOps::gather`; the CPU has AVX2.
+#[inline]
 #[target_feature(enable = "avx2")]
 pub(crate) unsafe fn gather_avx2(a: *const u8, b: *const u8, n1: usize, s: usize, dst: *mut u8) {
     // SAFETY: the caller's contract; MASK[16 - n1..] has 16 bytes for n1 <= 16.
