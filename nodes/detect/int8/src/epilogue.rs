@@ -120,7 +120,10 @@ pub(crate) fn value(acc: i32, c: Chan, act: Act) -> f32 {
     }
 }
 
-/// The whole epilogue for one run of outputs of one channel (`acc.len()` values).
+/// The whole epilogue for one run of outputs of one channel (`acc.len()` values). Inlined, so
+/// the SIMD epilogues' tails (compiled with FMA) get `vfmadd` for `mul_add` instead of a libm
+/// `fmaf` call.
+#[inline(always)]
 pub(crate) fn run_scalar(acc: &[i32], c: Chan, act: Act, res: ResSeg, out: OutSeg) {
     let n = acc.len();
     let with_res = |i: usize, y: f32| match res {

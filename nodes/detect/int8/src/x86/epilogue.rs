@@ -103,14 +103,16 @@ pub(super) unsafe fn epilogue_avx2(acc: &[i32], c: Chan, act: Act, res: ResSeg, 
                 // SAFETY: i + 8 <= o.len().
                 unsafe { _mm_storel_epi64(o.as_mut_ptr().add(i) as *mut __m128i, b) };
             }
-            tail(acc, full, c, act, res, OutSeg::U8(&mut o[full..], inv_s, zp));
+            // SAFETY: this function has FMA.
+            unsafe { tail(acc, full, c, act, res, OutSeg::U8(&mut o[full..], inv_s, zp)) };
         }
         OutSeg::F32(o) => {
             for i in (0..full).step_by(8) {
                 // SAFETY: as above.
                 unsafe { _mm256_storeu_ps(o.as_mut_ptr().add(i), lanes8(acc, i, comp, mult, bias, act, r8)) };
             }
-            tail(acc, full, c, act, res, OutSeg::F32(&mut o[full..]));
+            // SAFETY: this function has FMA.
+            unsafe { tail(acc, full, c, act, res, OutSeg::F32(&mut o[full..])) };
         }
     }
 }
@@ -208,8 +210,13 @@ fn res_from(res: ResSeg, from: usize) -> ResSeg {
     }
 }
 
-/// The scalar epilogue on acc[from..].
-fn tail(acc: &[i32], from: usize, c: Chan, act: Act, res: ResSeg, out: OutSeg) {
+/// The scalar epilogue on acc[from..] (the same bits: a fused multiply-add is one IEEE
+/// operation whether `vfmadd` or libm's `fmaf` does it).
+///
+/// # Safety
+/// The CPU has FMA.
+#[target_feature(enable = "fma")]
+unsafe fn tail(acc: &[i32], from: usize, c: Chan, act: Act, res: ResSeg, out: OutSeg) {
     if from == acc.len() {
         return;
     }
