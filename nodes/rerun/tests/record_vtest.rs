@@ -2,6 +2,7 @@
 //! Rerun's own reader (PyPI `rerun-sdk==0.36.3`, `scripts/check_rrd.py`) verify what is inside.
 
 use std::path::{Path, PathBuf};
+use std::os::unix::process::CommandExt;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -106,6 +107,40 @@ fn wait_for(mut done: impl FnMut() -> bool, what: &str) {
     while !done() {
         assert!(Instant::now() < until, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// Waits (up to 60 s) until `path` exists, is non-empty and has kept its size for `quiet`.
+fn wait_for_stable_size(path: &Path, quiet: Duration) {
+    let size = || std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let (mut last, mut since) = (size(), Instant::now());
+    wait_for(
+        || {
+            let now = size();
+            if now != last {
+                (last, since) = (now, Instant::now());
+            }
+            now > 0 && since.elapsed() >= quiet
+        },
+        "the received recording to stop growing",
+    );
+}
+
+/// A server started in its own process group; the whole group is killed on drop.
+struct ServerGroup(std::process::Child);
+
+impl ServerGroup {
+    fn kill_and_wait(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
+        self.0.wait().expect("waiting for the server")
+    }
+}
+
+impl Drop for ServerGroup {
+    fn drop(&mut self) {
+        if matches!(self.0.try_wait(), Ok(None)) {
+            self.kill_and_wait();
+        }
     }
 }
 
@@ -311,13 +346,17 @@ fn connect_streams_to_a_running_rerun_server() {
     let dir = out_dir("connect");
     let rrd = dir.join("received.rrd");
     let _ = std::fs::remove_file(&rrd);
-    let mut server = Command::new(&cli)
+    // Its own process group: the PyPI `rerun` is a Python wrapper around the real binary, and
+    // both must go when the test ends (also when it fails).
+    let server = Command::new(&cli)
         .args(["--port", &port.to_string(), "--save"])
         .arg(&rrd)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .expect("starting `rerun --save`");
+    let mut server = ServerGroup(server);
     wait_for(|| std::net::TcpStream::connect(("127.0.0.1", port)).is_ok(), "`rerun --save` to listen");
 
     let images = load_vtest(3);
@@ -335,10 +374,12 @@ fn connect_streams_to_a_running_rerun_server() {
         wait_for(|| tap.logged() == i as u64 + 1, "the logging thread");
     }
     tap.stop().unwrap();
-    // `rerun --save` finishes the file on Ctrl-C (no footer: the CLI streams it as it comes).
-    std::thread::sleep(Duration::from_millis(500));
-    let _ = Command::new("kill").args(["-INT", &server.id().to_string()]).status();
-    let status = server.wait().unwrap();
+    // `rerun --save` streams what it receives into the file as it comes (no footer), so once the
+    // file has stopped growing the server is killed. Not with Ctrl-C: a shell without job control
+    // starts background jobs with SIGINT ignored and the binary inherits that, so `kill -INT` used
+    // to hang this test (and CI) for good when `.ci/run` ran in the background.
+    wait_for_stable_size(&rrd, Duration::from_millis(500));
+    let status = server.kill_and_wait();
     eprintln!("rerun --save exited with {status}");
 
     let expect = json!({
