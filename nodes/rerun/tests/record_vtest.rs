@@ -1,8 +1,8 @@
 //! Drives `RerunTap` with real vtest frames and known detections, writes an `.rrd`, then has
 //! Rerun's own reader (PyPI `rerun-sdk==0.36.3`, `scripts/check_rrd.py`) verify what is inside.
 
-use std::path::{Path, PathBuf};
 use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -130,16 +130,22 @@ fn wait_for_stable_size(path: &Path, quiet: Duration) {
 struct ServerGroup(std::process::Child);
 
 impl ServerGroup {
-    fn kill_and_wait(&mut self) -> std::process::ExitStatus {
+    fn kill_group(&self) {
         let _ = Command::new("kill").args(["-KILL", "--", &format!("-{}", self.0.id())]).status();
+    }
+
+    fn kill_and_wait(&mut self) -> std::process::ExitStatus {
+        self.kill_group();
         self.0.wait().expect("waiting for the server")
     }
 }
 
 impl Drop for ServerGroup {
+    // No panic here: this also runs while a failing test unwinds.
     fn drop(&mut self) {
         if matches!(self.0.try_wait(), Ok(None)) {
-            self.kill_and_wait();
+            self.kill_group();
+            let _ = self.0.wait();
         }
     }
 }
