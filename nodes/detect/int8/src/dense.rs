@@ -240,8 +240,11 @@ enum Loc {
     /// The plane offset j (direct source) or the padded offset of the block's first pixel, with
     /// the number of its pixels in the first output row and the offset of the next row's first.
     Rows { a: usize, n1: usize, b: usize },
-    /// Past the map's end, 3+ output rows, or a stride > 2: pixel by pixel.
-    Pixels { j: usize },
+    /// Past the map's end, 3+ output rows, or a stride > 2: pixel by pixel, from the offsets of
+    /// the block's 16 pixels (plane offsets, or padded offsets relative to a tap), computed once
+    /// per block. A pixel past the map's end repeats the last pixel's offset: its outputs are
+    /// discarded, so any value in range will do.
+    Pixels { offs: [u32; NR] },
 }
 
 impl<'a> Source<'a> {
@@ -273,7 +276,7 @@ impl<'a> Source<'a> {
     #[inline(always)]
     fn locate(&self, j: usize) -> Loc {
         if j + NR > self.n || self.s > 2 {
-            return Loc::Pixels { j };
+            return self.pixels(j);
         }
         if self.direct.is_some() {
             return Loc::Rows { a: j, n1: NR, b: 0 };
@@ -281,10 +284,29 @@ impl<'a> Source<'a> {
         let (oy, ox0) = (j / self.ow, j % self.ow);
         let n1 = self.ow - ox0;
         if n1 < NR && NR - n1 > self.ow {
-            return Loc::Pixels { j };
+            return self.pixels(j);
         }
         let row = |oy: usize| SLACK + oy * self.s * self.pw;
         Loc::Rows { a: row(oy) + ox0 * self.s, n1: n1.min(NR), b: row(oy + 1) }
+    }
+
+    /// [`Loc::Pixels`] for the block starting at pixel `j` (< n).
+    #[inline(never)]
+    fn pixels(&self, j: usize) -> Loc {
+        let mut offs = [0u32; NR];
+        let (mut oy, mut ox) = (j / self.ow, j % self.ow);
+        let mut last = 0;
+        for (i, o) in offs.iter_mut().enumerate() {
+            if j + i < self.n {
+                last = if self.direct.is_some() { (j + i) as u32 } else { (SLACK + (oy * self.pw + ox) * self.s) as u32 };
+                ox += 1;
+                if ox == self.ow {
+                    (oy, ox) = (oy + 1, 0);
+                }
+            }
+            *o = last;
+        }
+        Loc::Pixels { offs }
     }
 
     /// The 16 bytes of im2col row `k` at `loc`: a pointer into the source, or `tmp` filled.
@@ -306,17 +328,17 @@ impl<'a> Source<'a> {
                 unsafe { P::gather(pa, pb, n1, self.s, tmp.as_mut_ptr()) };
                 tmp.as_ptr()
             }
-            (Loc::Pixels { j }, Some(planes)) => {
-                let m = self.n.saturating_sub(j).min(NR);
-                tmp[..m].copy_from_slice(&planes[k][j..j + m]);
-                tmp[m..].fill(self.zp);
+            (Loc::Pixels { offs }, Some(planes)) => {
+                let plane = planes[k];
+                for (v, &o) in tmp.iter_mut().zip(&offs) {
+                    *v = plane[o as usize];
+                }
                 tmp.as_ptr()
             }
-            (Loc::Pixels { j }, None) => {
-                let t = SLACK + self.tap[k];
-                for (i, v) in tmp.iter_mut().enumerate() {
-                    let jj = j + i;
-                    *v = if jj < self.n { self.buf[t + (jj / self.ow * self.pw + jj % self.ow) * self.s] } else { self.zp };
+            (Loc::Pixels { offs }, None) => {
+                let tap = &self.buf[self.tap[k]..];
+                for (v, &o) in tmp.iter_mut().zip(&offs) {
+                    *v = tap[o as usize];
                 }
                 tmp.as_ptr()
             }
@@ -324,8 +346,9 @@ impl<'a> Source<'a> {
     }
 }
 
-/// Packs the im2col columns [j0, j1) into `panel` as `[blocks][kg][NR][4]`; pixels past the
-/// map and k past kdim read the zero point (their weights are 0 or their outputs unused).
+/// Packs the im2col columns [j0, j1) into `panel` as `[blocks][kg][NR][4]`; k past kdim reads
+/// the zero point (its weights are 0), pixels past the map read some in-map value (their outputs
+/// are discarded).
 /// Inlined into each ISA's `#[target_feature]` [`PackPanel`].
 ///
 /// # Safety

@@ -87,6 +87,25 @@ fn quantize_dequantize_round_trip() {
         for i in 0..256 {
             assert_eq!(r[i], quantize_value(f[i], to));
         }
+        // Long inputs take the table path where the CPU has one (64-byte blocks and a tail), and
+        // the longest are split over the pool's threads.
+        let long: Vec<u8> = (0..4133u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+        let mut rl = vec![0u8; long.len()];
+        requantize(&long, q, to, &mut rl).unwrap();
+        for (x, y) in long.iter().zip(&rl) {
+            assert_eq!(*y, r[*x as usize], "byte {x}");
+        }
+        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().unwrap();
+        let huge: Vec<u8> = (0..200_003u32).map(|i| (i.wrapping_mul(2654435761) >> 11) as u8).collect();
+        let (mut rh, mut fh, mut qh) = (vec![0u8; huge.len()], vec![0f32; huge.len()], vec![0u8; huge.len()]);
+        pool.install(|| {
+            requantize(&huge, q, to, &mut rh).unwrap();
+            dequantize(&huge, q, &mut fh).unwrap();
+            quantize(&fh, to, &mut qh).unwrap();
+        });
+        for (i, x) in huge.iter().enumerate() {
+            assert_eq!((rh[i], fh[i], qh[i]), (r[*x as usize], f[*x as usize], r[*x as usize]), "value {i}");
+        }
     }
     // pixel / 255 is exact: u8 pixels are their own quantization at scale 1/255, zp 0.
     let q = QParams::new(1.0 / 255.0, 0);

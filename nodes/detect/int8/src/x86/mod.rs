@@ -35,6 +35,39 @@ pub(crate) fn has_avx512_vnni() -> bool {
         && std::arch::is_x86_feature_detected!("avx512vnni")
 }
 
+pub(crate) fn has_avx512_vbmi() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
+        && std::arch::is_x86_feature_detected!("avx512bw")
+        && std::arch::is_x86_feature_detected!("avx512vbmi")
+}
+
+/// `dst[i] = lut[src[i]]`: two `vpermi2b` (the table's low and high 128 entries) and a blend on
+/// each byte's top bit per 64 bytes.
+///
+/// # Safety
+/// The CPU has AVX512F, AVX512BW and AVX512-VBMI.
+#[target_feature(enable = "avx512f,avx512bw,avx512vbmi")]
+pub(crate) unsafe fn lookup_avx512_vbmi(lut: &[u8; 256], src: &[u8], dst: &mut [u8]) {
+    let n = src.len().min(dst.len());
+    // SAFETY: every load and store lies inside `lut`, `src[..n]` or `dst[..n]`.
+    unsafe {
+        let t = |o: usize| _mm512_loadu_si512(lut.as_ptr().add(o) as *const __m512i);
+        let (t0, t1, t2, t3) = (t(0), t(64), t(128), t(192));
+        let mut i = 0;
+        while i + 64 <= n {
+            let x = _mm512_loadu_si512(src.as_ptr().add(i) as *const __m512i);
+            let lo = _mm512_permutex2var_epi8(t0, x, t1);
+            let hi = _mm512_permutex2var_epi8(t2, x, t3);
+            let v = _mm512_mask_blend_epi8(_mm512_movepi8_mask(x), lo, hi);
+            _mm512_storeu_si512(dst.as_mut_ptr().add(i) as *mut __m512i, v);
+            i += 64;
+        }
+        for j in i..n {
+            *dst.get_unchecked_mut(j) = lut[*src.get_unchecked(j) as usize];
+        }
+    }
+}
+
 pub(crate) fn dense_kernel(v: Variant) -> Kernel {
     let (micro, nb_max, wide_weights): (crate::dense::Micro, usize, bool) = match v {
         Variant::Avx2 => (micro_avx2_exact, 1, true),
