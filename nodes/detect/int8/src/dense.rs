@@ -290,7 +290,8 @@ impl<'a> Source<'a> {
         Loc::Rows { a: row(oy) + ox0 * self.s, n1: n1.min(NR), b: row(oy + 1) }
     }
 
-    /// [`Loc::Pixels`] for the block starting at pixel `j` (< n).
+    /// [`Loc::Pixels`] for the block starting at pixel `j` (< n). Out of line: it is the rare
+    /// case, and `locate` inlines into every ISA's packing loop.
     #[inline(never)]
     fn pixels(&self, j: usize) -> Loc {
         let mut offs = [0u32; NR];
