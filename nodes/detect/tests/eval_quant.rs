@@ -85,6 +85,12 @@ fn f32_f16_and_a_copy_of_f32_end_to_end() {
     let md = std::fs::read_to_string(md).unwrap();
     assert_eq!(md.lines().filter(|l| l.starts_with("| f32") || l.starts_with("| f16")).count(), 3, "{md}");
     assert!(md.contains("000150.jpg .. 000190.jpg"), "{md}");
+    // One wait for idle CPUs before each variant's round (3 variants x 2 rounds), stated in the table.
+    if cfg!(target_os = "linux") {
+        let w = t.protocol.settle.as_ref().expect("settle stats");
+        assert_eq!(w.waits, 6, "{w:?}");
+        assert!(md.contains("6 waits"), "{md}");
+    }
     let png = scratch.join("out/scatter.png");
     perch_detect::eval::plot::write_png(&t, &png).unwrap();
     let img = image::open(&png).unwrap().to_rgb8();

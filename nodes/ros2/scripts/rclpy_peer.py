@@ -71,7 +71,14 @@ def main():
         r = call(setter, req, f"set_parameters conf={value}")
         return None if r is None else {"successful": r.results[0].successful, "reason": r.results[0].reason}
 
-    ok = spin_until(lambda: len(res["detections"]) >= a.min_before, f"{a.min_before} detections")
+    # The change must be provable: wait (past --min-before messages) for a score below the new conf.
+    # A tracker's first frames publish only new tracks, which ByteTrack starts at high scores, so a
+    # fixed count alone can end before any low score has been seen.
+    def below(msg):
+        return any(r["hypothesis"]["score"] < a.set_conf for det in msg["detections"] for r in det["results"])
+
+    ok = spin_until(lambda: len(res["detections"]) >= a.min_before and any(below(d["msg"]) for d in res["detections"]),
+                    f"{a.min_before} detections, one with a score below {a.set_conf}")
     setter = node.create_client(SetParameters, f"{ns}/{a.node}/set_parameters")
     getter = node.create_client(GetParameters, f"{ns}/{a.node}/get_parameters")
     if ok:

@@ -7,6 +7,7 @@ pub mod map;
 pub mod peer;
 pub mod plot;
 pub mod quant;
+pub mod settle;
 pub mod table;
 pub mod variant;
 

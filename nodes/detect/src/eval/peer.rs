@@ -63,6 +63,11 @@ impl Peer {
         Ok(Self { cmd: cmd.to_string(), child, stdin, stdout, scratch: scratch.to_path_buf(), out: Vec::new() })
     }
 
+    /// The peer process's id (to wait for its threads to go idle between rounds).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn command(&self) -> &str {
         &self.cmd
     }

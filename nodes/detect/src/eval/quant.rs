@@ -11,6 +11,7 @@ use perch_pipeline::{Detection, ImageBuf, Letterbox, TensorBuf};
 use super::frames::{decode, FrameSelect, FrameSet};
 use super::map::{coco_map, xyxy_to_xywh, DtBox, GtBox, ImageBoxes, MapParams};
 use super::peer::{Peer, PeerInfo};
+use super::settle::Settle;
 use super::table::{loadavg, Agreement, LatencyStats, Machine, Protocol, QuantTable, Row, Runtime, Skipped, SCHEMA};
 use super::variant::{build_int8, dir_size, int8_recipe, VariantSpec};
 use crate::config::DetectConfig;
@@ -226,6 +227,7 @@ pub fn eval_quant(o: &EvalQuantOptions) -> anyhow::Result<QuantTable> {
 
     let latency_frame = frames[0].0.clone();
     let mut rows = Vec::new();
+    let mut settle = Settle::default();
     for (si, &imgsz) in o.imgsz.iter().enumerate() {
         let peer_here = peer_info.as_ref().is_some_and(|i| i.input_hw.is_none_or(|hw| hw == [imgsz, imgsz]));
         if let (Some(i), false) = (&peer_info, peer_here) {
@@ -317,12 +319,15 @@ pub fn eval_quant(o: &EvalQuantOptions) -> anyhow::Result<QuantTable> {
                 l.det.detect(&tensor, &lb, &mut dets)?;
             }
         }
+        // Before every variant's round: the other runtime's leftover spinning has stopped (settle.rs).
+        let peer_pid = peer.as_ref().map(|p| p.pid());
         let mut lat: Vec<Vec<f64>> = vec![Vec::new(); n_rows];
         let mut fwd: Vec<Vec<f64>> = vec![Vec::new(); loaded.len()];
         let b = bar(o.progress, o.runs * n_rows, format!("latency @{imgsz}: {} rounds", o.rounds));
         for r in 0..o.rounds {
             let runs = o.runs / o.rounds + usize::from(r < o.runs % o.rounds);
             for (k, l) in loaded.iter_mut().enumerate() {
+                settle.wait(true, peer_pid);
                 for _ in 0..runs {
                     let t = l.det.detect(&tensor, &lb, &mut dets)?;
                     lat[k].push((t.forward + t.postprocess).as_secs_f64() * 1e3);
@@ -332,6 +337,7 @@ pub fn eval_quant(o: &EvalQuantOptions) -> anyhow::Result<QuantTable> {
             }
             if let (Some(p), true) = (peer.as_mut(), peer_here) {
                 for (j, pr) in peer_rows.iter().enumerate() {
+                    settle.wait(true, peer_pid);
                     let ms = p.bench(&pr.name, &tensor, runs, if r == 0 { o.warmup } else { 0 })?;
                     lat[loaded.len() + j].extend(ms);
                     b.inc(runs as u64);
@@ -398,6 +404,7 @@ pub fn eval_quant(o: &EvalQuantOptions) -> anyhow::Result<QuantTable> {
             rounds: o.rounds,
             warmup: o.warmup,
             latency_frame,
+            settle: Some(settle.stats()),
         },
         machine,
         peer: peer_json,

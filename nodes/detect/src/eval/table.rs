@@ -105,6 +105,9 @@ pub struct Protocol {
     pub warmup: usize,
     /// The frame every latency sample is taken on.
     pub latency_frame: String,
+    /// The waits for idle CPUs before every variant's round (absent in tables from before them).
+    #[serde(default)]
+    pub settle: Option<crate::eval::settle::SettleStats>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -212,6 +215,13 @@ impl QuantTable {
             p.threads, p.runs, p.rounds, p.warmup, p.latency_frame, self.machine.cpu, self.machine.logical_cpus,
             la(&self.machine.loadavg_start), la(&self.machine.loadavg_end)
         ));
+        if let Some(w) = &p.settle {
+            s.pop();
+            s.push_str(&format!(
+                "Before every variant's round perch waited for both runtimes' threads to go idle (ONNX Runtime's threads spin ~40 ms after a run): {} waits, median {:.0} ms, max {:.0} ms, {} cut off at 2 s.\n\n",
+                w.waits, w.median_wait_ms, w.max_wait_ms, w.timed_out
+            ));
+        }
         s.push_str("| variant | runtime | imgsz | size (MiB) | load (ms) | median (ms) | p95 | p99 | n | speed-up vs ref (derived) | mAP50-95 | mAP50 |\n");
         s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
         let f = |v: Option<f64>, d: usize| v.map_or("–".to_string(), |v| format!("{v:.d$}"));
