@@ -2,7 +2,8 @@
 //! comparisons. Plain timing harness (`harness = false`); set RAYON_NUM_THREADS for the thread count.
 //!
 //! cargo bench -p perch-detect --bench model_latency -- [WEIGHTS] [IMGSZ] [RUNS] [arch: yolov12|yolov8] [nc]
-//! PERCH_PROFILE_LAYERS=1 prints the time of every layer on stderr.
+//! PERCH_PROFILE_LAYERS=1 prints the time of every layer on stderr; `--model-only` skips the
+//! kernel sections (for profilers such as callgrind, where they would dominate).
 
 use std::time::Instant;
 
@@ -41,6 +42,14 @@ fn main() {
     let nc: usize = args.get(4).map(|s| s.parse().unwrap()).unwrap_or(80);
     let dev = Device::Cpu;
     println!("threads: {}", rayon::current_num_threads());
+    if !std::env::args().any(|a| a == "--model-only") {
+        kernel_sections(&dev);
+    }
+    model_section(&weights, imgsz, runs, arch, nc, &dev);
+}
+
+fn kernel_sections(dev: &Device) {
+    let dev = dev.clone();
 
     // Conv kernels on YOLO shapes: fused F32 vs Candle conv2d + bias + SiLU.
     for &(ci, co, k, s, g, hw) in &[(3, 16, 3, 2, 1, 640), (16, 32, 3, 2, 1, 320), (64, 64, 3, 1, 1, 80), (64, 128, 1, 1, 1, 80), (64, 64, 7, 1, 64, 40)] {
@@ -97,17 +106,25 @@ fn main() {
         println!("area attention {c} ch @{hw}x{hw} {heads} heads {area} areas: {} ({:.0} GFLOP/s)", stats(ms), gflop / med * 1e3);
     }
 
-    let p = std::path::Path::new(&weights);
+}
+
+fn model_section(weights: &str, imgsz: usize, runs: usize, arch: Arch, nc: usize, dev: &Device) {
+    let p = std::path::Path::new(weights);
     if !p.exists() {
         println!("{weights} not found: skipping the model benchmark");
         return;
     }
     let t = Instant::now();
-    let model = YoloModel::load(p, arch, Scale::N, nc, &dev).unwrap();
+    let model = YoloModel::load(p, arch, Scale::N, nc, dev).unwrap();
     println!("load: {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-    let x = Tensor::full(0.45f32, (1, 3, imgsz, imgsz), &dev).unwrap();
-    let ms = time(runs, || {
-        model.forward(&x).unwrap();
+    let x = Tensor::full(0.45f32, (1, 3, imgsz, imgsz), dev).unwrap();
+    // Inside a pool, as `Detector` runs it: called from outside, every parallel loop would
+    // wake a worker and put this thread to sleep.
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let ms = pool.install(|| {
+        time(runs, || {
+            model.forward(&x).unwrap();
+        })
     });
     println!("{arch:?} forward @{imgsz}: {}", stats(ms));
 }
