@@ -3,7 +3,7 @@
 //!
 //! cargo bench -p perch-detect --bench model_latency -- [WEIGHTS] [IMGSZ] [RUNS] [arch: yolov12|yolov8] [nc]
 //! PERCH_PROFILE_LAYERS=1 prints the time of every layer on stderr; `--model-only` skips the
-//! kernel sections (for profilers such as callgrind, where they would dominate).
+//! kernel sections (for a profile of the forward pass alone, e.g. perf).
 
 use std::time::Instant;
 
@@ -105,7 +105,6 @@ fn kernel_sections(dev: &Device) {
         let med = { let mut v = ms.clone(); v.sort_by(|a, b| a.total_cmp(b)); v[v.len() / 2] };
         println!("area attention {c} ch @{hw}x{hw} {heads} heads {area} areas: {} ({:.0} GFLOP/s)", stats(ms), gflop / med * 1e3);
     }
-
 }
 
 fn model_section(weights: &str, imgsz: usize, runs: usize, arch: Arch, nc: usize, dev: &Device) {
