@@ -211,6 +211,56 @@ impl Rhs<'_> {
         }
     }
 
+    /// Where rows [k0, k0 + kl) of B's columns [j0, j0 + nr) already lie in memory as the micro-kernel
+    /// reads them (rows of `nr` values at a fixed stride), so the strip need not be copied: up to
+    /// [`MAX_SEGMENTS`] segments `(first row - k0, rows, pointer to row's column j0, stride)`,
+    /// one per concat part (1x1) or per tap (k x k), each at least [`MIN_SEGMENT`] rows. `None`:
+    /// copy with [`Rhs::fill`] (im2col; a strip past the map's end; segments too short, where
+    /// the tile's reload per segment would cost more than the copy it saves).
+    ///
+    /// Same values, same order of accumulation as the copied strip: bit-identical results.
+    #[inline(always)]
+    fn in_place(&self, j0: usize, nr: usize, k0: usize, kl: usize, segs: &mut [Segment; MAX_SEGMENTS]) -> Option<usize> {
+        let mut n = 0;
+        let mut push = |off: usize, rows: usize, ptr: *const f32, ldb: usize| {
+            if rows < MIN_SEGMENT.min(kl) || n == MAX_SEGMENTS {
+                return false;
+            }
+            segs[n] = Segment { off, rows, ptr, ldb };
+            n += 1;
+            true
+        };
+        match *self {
+            // The strip's last row must not run past its part: only strips inside the map.
+            Rhs::Rows { parts, hw } if j0 + nr <= hw => {
+                let mut base = 0;
+                for part in parts {
+                    let c = part.len() / hw;
+                    let (r0, r1) = (k0.max(base), (k0 + kl).min(base + c));
+                    if r0 < r1 && !push(r0 - k0, r1 - r0, part[(r0 - base) * hw + j0..].as_ptr(), hw) {
+                        return None;
+                    }
+                    base += c;
+                }
+                Some(n)
+            }
+            // Every tap's rows are one plane apart and the planes' slack covers the last strip.
+            Rhs::Taps(pl) => {
+                let mut r0 = k0;
+                while r0 < k0 + kl {
+                    let (t, ci) = (r0 / pl.c_in, r0 % pl.c_in);
+                    let r1 = ((t + 1) * pl.c_in).min(k0 + kl);
+                    if !push(r0 - k0, r1 - r0, pl.data[pl.offsets[t] + ci * pl.plane + j0..].as_ptr(), pl.plane) {
+                        return None;
+                    }
+                    r0 = r1;
+                }
+                Some(n)
+            }
+            _ => None,
+        }
+    }
+
     /// Rows per k block: ~24 KiB of B strip (it stays in L1 while every panel passes over it),
     /// whole channels for im2col.
     #[inline(always)]
@@ -222,6 +272,22 @@ impl Rhs<'_> {
         }
     }
 }
+
+/// Most segments one k block is read from in place (e.g. 128 rows over four 32-channel taps).
+const MAX_SEGMENTS: usize = 4;
+/// Fewest rows worth a tile reload: below, copying the strip once for all panels is cheaper.
+const MIN_SEGMENT: usize = 32;
+
+/// Rows `off..off + rows` of a k block, read in place: row `r` at `ptr + (r - off) * ldb`.
+#[derive(Clone, Copy)]
+struct Segment {
+    off: usize,
+    rows: usize,
+    ptr: *const f32,
+    ldb: usize,
+}
+
+const NO_SEGMENT: Segment = Segment { off: 0, rows: 0, ptr: std::ptr::null(), ldb: 0 };
 
 /// Everything a task needs; `out` is `[m, out_hw]`, written by disjoint tiles.
 pub(crate) struct Job<'a> {
@@ -250,13 +316,17 @@ pub(crate) fn task_body<K: micro::Micro>(job: &Job, s0: usize, s1: usize, p0: us
     // With a single k block nothing is re-read, and the epilogue is better done while the tile
     // is still in L1: one strip at a time.
     let ng = if k <= kc { 1 } else { (128 / np.max(1)).clamp(1, 8).min(s1 - s0) };
-    let mut accs = vec![[0f32; micro::MAX_TILE]; ng * np];
-    // Not `with_scratch`: its closure would be compiled for the baseline ISA, not `K`'s.
-    let mut scratch = kernels::scratch_take(kc * nr);
-    let buf = &mut scratch[..kc * nr];
+    // Not `with_scratch`: its closure would be compiled for the baseline ISA, not `K`'s. One
+    // reused buffer for the B strip and the tiles: a fresh zeroed `Vec` of up to 128 tiles
+    // (192 KiB) per task showed up as memset. No tile is read before its first k block
+    // overwrites it (`add` = false), and the epilogue reads only the columns those wrote.
+    let mut scratch = kernels::scratch_take(kc * nr + ng * np * micro::MAX_TILE);
+    let (buf, tiles) = scratch.split_at_mut(kc * nr);
+    let accs = tiles.as_chunks_mut::<{ micro::MAX_TILE }>().0;
     // (tile column, output index, length) runs of valid outputs; strip i's are runs[ends[i-1]..ends[i]].
     let mut runs: Vec<(usize, usize, usize)> = Vec::with_capacity(8 * ng);
     let mut ends = [0usize; 8];
+    let mut segs = [NO_SEGMENT; MAX_SEGMENTS];
     for gs in (s0..s1).step_by(ng) {
         let ge = (gs + ng).min(s1);
         runs.clear();
@@ -274,14 +344,28 @@ pub(crate) fn task_body<K: micro::Micro>(job: &Job, s0: usize, s1: usize, p0: us
                 let (j0, nv) = (s * nr, nr.min(hw - s * nr));
                 // Columns the epilogue reads: up to the end of the strip's last run.
                 let used = runs[if gi == 0 { 0 } else { ends[gi - 1] }..ends[gi]].iter().map(|r| r.0 + r.2).max().unwrap_or(0);
-                job.rhs.fill(j0, nv, nr, k0, kl, buf);
-                for (p, acc) in (p0..p1).zip(accs[gi * np..(gi + 1) * np].iter_mut()) {
-                    // SAFETY: rows k0..k0 + kl of panel p (k rows of MR weights) exist, `buf`
-                    // holds kl rows of NR values, and `acc` has room for MR x NR.
-                    unsafe {
-                        let a = job.w.data.as_ptr().add((p * k + k0) * mr);
-                        K::tile_cols(kl, a, buf.as_ptr(), nr, acc, k0 > 0, used)
-                    };
+                let tiles = accs[gi * np..(gi + 1) * np].iter_mut();
+                if let Some(n) = job.rhs.in_place(j0, nr, k0, kl, &mut segs) {
+                    for (p, acc) in (p0..p1).zip(tiles) {
+                        for sg in &segs[..n] {
+                            // SAFETY: rows k0 + off.. of panel p exist; `in_place` checked that
+                            // the segment's rows of NR values lie inside its part or planes.
+                            unsafe {
+                                let a = job.w.data.as_ptr().add((p * k + k0 + sg.off) * mr);
+                                K::tile_cols(sg.rows, a, sg.ptr, sg.ldb, acc, k0 + sg.off > 0, used)
+                            };
+                        }
+                    }
+                } else {
+                    job.rhs.fill(j0, nv, nr, k0, kl, buf);
+                    for (p, acc) in (p0..p1).zip(tiles) {
+                        // SAFETY: rows k0..k0 + kl of panel p (k rows of MR weights) exist, `buf`
+                        // holds kl rows of NR values, and `acc` has room for MR x NR.
+                        unsafe {
+                            let a = job.w.data.as_ptr().add((p * k + k0) * mr);
+                            K::tile_cols(kl, a, buf.as_ptr(), nr, acc, k0 > 0, used)
+                        };
+                    }
                 }
             }
         }
@@ -441,11 +525,12 @@ fn area_attention_isa(qkv: &[f32], c: usize, n: usize, heads: usize, area: usize
     (0..area * heads).into_par_iter().for_each(run);
 }
 
-/// Whether [`conv_taps`] runs this geometry: square kernels > 1 at stride 1. It handles stride 2
-/// too (tested), but there the phase planes cost more than im2col saves (62.8 vs 69.6 GFLOP/s for
-/// a 32 -> 64 3x3 at 160 x 160, one thread), so stride 2 stays on im2col.
+/// Whether [`conv_taps`] runs this geometry: square kernels > 1 at stride 1 or 2. Stride 2 went
+/// through im2col while the taps' strips were copied (the phase planes then cost more than im2col
+/// saved: 62.8 vs 69.6 GFLOP/s for a 32 -> 64 3x3 at 160 x 160); read in place they win: YOLOv12n
+/// @320, one thread, 16.0 -> 14.5 ms (im2col's per-pixel index work was ~14 % of the forward).
 pub fn taps_fit(k: usize, stride: usize) -> bool {
-    k > 1 && stride == 1
+    k > 1 && stride <= 2
 }
 
 #[cfg(test)]

@@ -112,6 +112,51 @@ fn a_split_input_equals_its_concatenation() {
     }
 }
 
+/// Shapes whose k blocks are read in place (`Rhs::in_place`): concat parts and taps of at least
+/// `MIN_SEGMENT` rows, blocks spanning several parts or taps, blocks that fall back to the copy
+/// mid-conv (a 16-row piece of a tap), and maps whose last strip is copied.
+#[test]
+fn in_place_strips_match_the_direct_conv() {
+    let mut r = rng(13);
+    // (c_in, h, w, c_out, k, stride)
+    let shapes = [
+        (32, 12, 30, 16, 3, 1),  // 128-row blocks over four 32-channel taps
+        (48, 14, 22, 9, 3, 2),   // stride 2: 48 + 48 + 32, then a 16-row tail of a tap (copied)
+        (200, 6, 50, 8, 3, 1),   // blocks crossing a tap boundary mid-channel (72 + 56)
+        (160, 10, 20, 24, 1, 1), // 1x1, two k blocks, last strip past the map's end
+    ];
+    for &(c_in, h, w, c_out, k, stride) in &shapes {
+        let g = ConvGeom { c_in, h, w, c_out, k, stride, pad: k / 2 };
+        let (oh, ow) = g.out_hw();
+        let x: Vec<f32> = (0..c_in * h * w).map(|_| r()).collect();
+        let wt: Vec<f32> = (0..c_out * c_in * k * k).map(|_| r() * 0.1).collect();
+        let b: Vec<f32> = (0..c_out).map(|_| r()).collect();
+        let res: Vec<f32> = (0..c_out * oh * ow).map(|_| r()).collect();
+        let want = direct(&x, &g, &wt, &b, Act::Silu, Some(&res));
+        for isa in Isa::available() {
+            let what = format!("{isa:?} {c_in}x{h}x{w} -> {c_out} k{k} s{stride}");
+            let got = if k == 1 {
+                conv1x1(&[&x], h * w, &PackedW::for_isa(&wt, c_out, c_in, isa), &b, Act::Silu, Some(&res))
+            } else {
+                conv_taps(&x, &g, &PackedW::for_taps_isa(&wt, c_out, c_in, k * k, isa), &b, Act::Silu, Some(&res))
+            };
+            assert_close(&got, &want, &what);
+        }
+    }
+    // A 1x1 over parts of 40 and 32 channels (read in place) and over 40, 16, 16 (the block is
+    // copied: 16-row parts are too short): the same values in the same order, so equal bits.
+    let hw = 9 * 20;
+    let x: Vec<f32> = (0..72 * hw).map(|_| r()).collect();
+    let wt: Vec<f32> = (0..20 * 72).map(|_| r() * 0.1).collect();
+    let b: Vec<f32> = (0..20).map(|_| r()).collect();
+    for isa in Isa::available() {
+        let pw = PackedW::for_isa(&wt, 20, 72, isa);
+        let two = conv1x1(&[&x[..40 * hw], &x[40 * hw..]], hw, &pw, &b, Act::Silu, None);
+        let three = conv1x1(&[&x[..40 * hw], &x[40 * hw..56 * hw], &x[56 * hw..]], hw, &pw, &b, Act::Silu, None);
+        assert!(two == three, "{isa:?}: in place and copied strips differ");
+    }
+}
+
 #[test]
 fn packing_pads_the_last_panel_with_zeros() {
     let w: Vec<f32> = (0..5 * 3).map(|v| v as f32 + 1.0).collect();
