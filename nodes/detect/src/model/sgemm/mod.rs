@@ -212,9 +212,9 @@ impl Rhs<'_> {
     }
 
     /// Where rows [k0, k0 + kl) of B's columns [j0, j0 + nr) already lie in memory as the micro-kernel
-    /// reads them (rows of `nr` values at a fixed stride), so the strip need not be copied: up to
-    /// [`MAX_SEGMENTS`] segments `(first row - k0, rows, pointer to row's column j0, stride)`,
-    /// one per concat part (1x1) or per tap (k x k), each at least [`MIN_SEGMENT`] rows. `None`:
+    /// reads them (rows of `nr` values at a fixed stride), so the strip need not be copied: the
+    /// number of [`Segment`]s written to `segs` (at most [`MAX_SEGMENTS`]), one per concat part
+    /// (1x1) or per tap (k x k), each at least [`MIN_SEGMENT`] rows. `None`:
     /// copy with [`Rhs::fill`] (im2col; a strip past the map's end; segments too short, where
     /// the tile's reload per segment would cost more than the copy it saves).
     ///
@@ -344,26 +344,25 @@ pub(crate) fn task_body<K: micro::Micro>(job: &Job, s0: usize, s1: usize, p0: us
                 let (j0, nv) = (s * nr, nr.min(hw - s * nr));
                 // Columns the epilogue reads: up to the end of the strip's last run.
                 let used = runs[if gi == 0 { 0 } else { ends[gi - 1] }..ends[gi]].iter().map(|r| r.0 + r.2).max().unwrap_or(0);
-                let tiles = accs[gi * np..(gi + 1) * np].iter_mut();
-                if let Some(n) = job.rhs.in_place(j0, nr, k0, kl, &mut segs) {
-                    for (p, acc) in (p0..p1).zip(tiles) {
-                        for sg in &segs[..n] {
-                            // SAFETY: rows k0 + off.. of panel p exist; `in_place` checked that
-                            // the segment's rows of NR values lie inside its part or planes.
-                            unsafe {
-                                let a = job.w.data.as_ptr().add((p * k + k0 + sg.off) * mr);
-                                K::tile_cols(sg.rows, a, sg.ptr, sg.ldb, acc, k0 + sg.off > 0, used)
-                            };
-                        }
+                // The B rows of this k block: in place where they lie so, else copied into `buf`
+                // as one segment of `kl` rows `nr` apart.
+                let n = match job.rhs.in_place(j0, nr, k0, kl, &mut segs) {
+                    Some(n) => n,
+                    None => {
+                        job.rhs.fill(j0, nv, nr, k0, kl, buf);
+                        segs[0] = Segment { off: 0, rows: kl, ptr: buf.as_ptr(), ldb: nr };
+                        1
                     }
-                } else {
-                    job.rhs.fill(j0, nv, nr, k0, kl, buf);
-                    for (p, acc) in (p0..p1).zip(tiles) {
-                        // SAFETY: rows k0..k0 + kl of panel p (k rows of MR weights) exist, `buf`
-                        // holds kl rows of NR values, and `acc` has room for MR x NR.
+                };
+                for (p, acc) in (p0..p1).zip(accs[gi * np..(gi + 1) * np].iter_mut()) {
+                    for sg in &segs[..n] {
+                        // SAFETY: rows k0 + off.. k0 + off + rows of panel p (k rows of MR
+                        // weights) exist; each segment's rows of NR values lie inside its part,
+                        // the planes (checked by `in_place`) or `buf` (kl rows of NR); `acc` has
+                        // room for MR x NR.
                         unsafe {
-                            let a = job.w.data.as_ptr().add((p * k + k0) * mr);
-                            K::tile_cols(kl, a, buf.as_ptr(), nr, acc, k0 > 0, used)
+                            let a = job.w.data.as_ptr().add((p * k + k0 + sg.off) * mr);
+                            K::tile_cols(sg.rows, a, sg.ptr, sg.ldb, acc, k0 + sg.off > 0, used)
                         };
                     }
                 }

@@ -46,6 +46,16 @@ fn direct(x: &[f32], g: &ConvGeom, w: &[f32], b: &[f32], act: Act, r: Option<&[f
     out
 }
 
+/// A random input, weights (scaled by `w_scale`), bias and residual for the conv `g`.
+fn random_conv(r: &mut impl FnMut() -> f32, g: &ConvGeom, w_scale: f32) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (oh, ow) = g.out_hw();
+    let x = (0..g.c_in * g.h * g.w).map(|_| r()).collect();
+    let wt = (0..g.c_out * g.c_in * g.k * g.k).map(|_| r() * w_scale).collect();
+    let b = (0..g.c_out).map(|_| r()).collect();
+    let res = (0..g.c_out * oh * ow).map(|_| r()).collect();
+    (x, wt, b, res)
+}
+
 fn assert_close(got: &[f32], want: &[f64], what: &str) {
     assert_eq!(got.len(), want.len(), "{what}: length");
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
@@ -73,11 +83,7 @@ fn every_kernel_matches_the_direct_conv() {
     let mut r = rng(7);
     for &(c_in, h, w, c_out, k, stride) in &shapes {
         let g = ConvGeom { c_in, h, w, c_out, k, stride, pad: k / 2 };
-        let (oh, ow) = g.out_hw();
-        let x: Vec<f32> = (0..c_in * h * w).map(|_| r()).collect();
-        let wt: Vec<f32> = (0..c_out * c_in * k * k).map(|_| r() * 0.3).collect();
-        let b: Vec<f32> = (0..c_out).map(|_| r()).collect();
-        let res: Vec<f32> = (0..c_out * oh * ow).map(|_| r()).collect();
+        let (x, wt, b, res) = random_conv(&mut r, &g, 0.3);
         for (act, rd) in [(Act::Silu, None), (Act::None, Some(&res[..])), (Act::Silu, Some(&res[..]))] {
             let want = direct(&x, &g, &wt, &b, act, rd);
             for isa in Isa::available() {
@@ -127,11 +133,7 @@ fn in_place_strips_match_the_direct_conv() {
     ];
     for &(c_in, h, w, c_out, k, stride) in &shapes {
         let g = ConvGeom { c_in, h, w, c_out, k, stride, pad: k / 2 };
-        let (oh, ow) = g.out_hw();
-        let x: Vec<f32> = (0..c_in * h * w).map(|_| r()).collect();
-        let wt: Vec<f32> = (0..c_out * c_in * k * k).map(|_| r() * 0.1).collect();
-        let b: Vec<f32> = (0..c_out).map(|_| r()).collect();
-        let res: Vec<f32> = (0..c_out * oh * ow).map(|_| r()).collect();
+        let (x, wt, b, res) = random_conv(&mut r, &g, 0.1);
         let want = direct(&x, &g, &wt, &b, Act::Silu, Some(&res));
         for isa in Isa::available() {
             let what = format!("{isa:?} {c_in}x{h}x{w} -> {c_out} k{k} s{stride}");
